@@ -55,3 +55,21 @@ class ModerationVerdict:
     @property
     def flagged(self) -> bool:
         return self.outcome == "flagged"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One PII value found in a request, described without the value itself.
+
+    ``param`` names the text it was found in (``messages[1].content``); ``start``/``end`` are
+    offsets into that text; ``replacement`` is what was written instead (a placeholder, a
+    mask, or ``None`` when the value was kept).
+    """
+
+    param: str
+    start: int
+    end: int
+    label: str
+    score: float
+    action: str
+    replacement: str | None

@@ -111,4 +111,4 @@ def mask_for(label: str) -> str:
 
 
 def describe_counts(counts: Mapping[str, int]) -> str:
-    return ", ".join(f"{label} ×{n}" for label, n in sorted(counts.items()))
+    return ", ".join(f"{label} x{n}" for label, n in sorted(counts.items()))

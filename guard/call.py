@@ -1,0 +1,418 @@
+"""One guarded call: input checks, output checks, and its one audit record.
+
+A :class:`Call` holds everything that belongs to a single request — above all its
+:class:`~guard.redact.PlaceholderMap` — and nothing that outlives it. Used as a context
+manager (``async with`` or ``with``) it writes exactly one audit record when it ends, also
+when the request fails, times out or the client goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from guard.pricing import cost_usd, usage_of
+from guard.redact import PlaceholderMap, describe_counts, mask_for, rewrite
+from guard.rules import RuleHit, redact_ranges
+from guard.values import Decision, Finding, ModerationVerdict, Span, most_severe
+from guard.wire.chat import TextSlot, extract_request, extract_response, replace_texts
+
+if TYPE_CHECKING:
+    from guard.engine import Guard
+    from guard.moderation import Moderator
+
+
+@dataclass(frozen=True)
+class InputVerdict:
+    """What the input checks decided about a request body.
+
+    ``body`` is what to send upstream: redacted under ``mode: enforce``, the original under
+    ``mode: monitor``. ``blocked`` is true only when the request must not go upstream.
+    """
+
+    decision: Decision
+    body: dict[str, Any]
+    enforced: bool
+    code: str | None = None
+    message: str | None = None
+    entities: Mapping[str, int] = field(default_factory=dict)
+    moderation: ModerationVerdict | None = None
+    findings: tuple[Finding, ...] = ()
+
+    @property
+    def blocked(self) -> bool:
+        return self.enforced and self.decision == "block"
+
+
+@dataclass(frozen=True)
+class OutputVerdict:
+    """What the output rules decided about a response body; ``body`` goes to the client."""
+
+    decision: Decision
+    body: dict[str, Any]
+    enforced: bool
+    rule_hits: tuple[RuleHit, ...] = ()
+    moderation: ModerationVerdict | None = None
+
+    @property
+    def blocked(self) -> bool:
+        return self.enforced and self.decision == "block"
+
+
+class Call:
+    """State of one request through the pipeline. Create it with :meth:`Guard.call`."""
+
+    def __init__(
+        self,
+        guard: Guard,
+        *,
+        route: str,
+        api_key: str | None,
+        user: str | None,
+        context: Mapping[str, Any] | None,
+    ) -> None:
+        self.guard = guard
+        self.request_id = f"req_{uuid.uuid4().hex}"
+        self.route = route
+        self.api_key = api_key
+        self.principal = _principal(guard.settings.principal_key, api_key, user)
+        self.context = dict(context) if context else None
+        self.status = "ok"
+        self.stream = False
+        self.truncated = False
+        self.model: str | None = None
+        self.usage: dict[str, int] | None = None
+        self.error: str | None = None
+        self._placeholders = PlaceholderMap()
+        self._started = time.perf_counter()
+        self._ts = datetime.now(UTC)
+        self._latency: dict[str, float] = {"pii": 0.0, "moderation": 0.0}
+        self._input: InputVerdict | None = None
+        self._output: OutputVerdict | None = None
+        self._output_entities: Counter[str] = Counter()
+        self._finished = False
+
+    # -- input -------------------------------------------------------------------------
+
+    async def check_request(self, body: Mapping[str, Any]) -> InputVerdict:
+        """Find and pseudonymise PII, then moderate the redacted text.
+
+        Raises :class:`~guard.errors.WireFormatError` for a body that is not a chat request.
+        """
+        policy = self.guard.policy
+        pii = policy.pii
+        enforced = policy.mode == "enforce"
+        self.model = body.get("model") if isinstance(body.get("model"), str) else None
+        self.stream = body.get("stream") is True
+        extraction = extract_request(body)
+        slots = extraction.texts
+
+        started = time.perf_counter()
+        spans = await self.guard.detect([s.text for s in slots], pii.detected_entities)
+        self._latency["pii"] += _ms_since(started)
+
+        counts: Counter[str] = Counter()
+        blocked_entities: set[str] = set()
+        changes: dict[TextSlot, str] = {}
+        findings: list[Finding] = []
+        for slot, found in zip(slots, spans, strict=True):
+            kept = [s for s in found
+                    if not self.guard.is_allowed(s.label, slot.text[s.start:s.end])]
+            counts.update(s.label for s in kept)
+            blocked_entities.update(s.label for s in kept if pii.action_for(s.label) == "block")
+
+            def replace(span: Span, slot: TextSlot = slot) -> str | None:
+                new = self._replacement(span, slot.text)
+                findings.append(Finding(slot.param, span.start, span.end, span.label,
+                                        round(span.score, 4), pii.action_for(span.label), new))
+                return new
+
+            new_text = rewrite(slot.text, kept, replace)
+            if new_text != slot.text:
+                changes[slot] = new_text
+        redacted = replace_texts(body, changes) if changes else dict(body)
+        entities = dict(counts)
+        found_all = tuple(findings)
+
+        if blocked_entities:
+            verdict = InputVerdict(
+                "block", dict(body), enforced, code="guard.pii", entities=entities,
+                findings=found_all,
+                message=("The request contains personal data that policy "
+                         f"'{policy.name}' does not allow: {', '.join(sorted(blocked_entities))}."),
+            )
+            return self._keep_input(verdict)
+
+        moderation: ModerationVerdict | None = None
+        if self.guard.input_moderator is not None:
+            texts = [changes.get(slot, slot.text) for slot in slots]
+            started = time.perf_counter()
+            moderation = await self.guard.input_moderator.check(
+                texts, extraction.images, api_key=self._moderation_key)
+            self._latency["moderation"] += _ms_since(started)
+            if moderation.flagged:
+                verdict = InputVerdict(
+                    "block", dict(body), enforced, code="guard.moderation", entities=entities,
+                    moderation=moderation, findings=found_all,
+                    message=("The request was flagged by moderation: "
+                             f"{', '.join(moderation.categories)}."),
+                )
+                return self._keep_input(verdict)
+            if moderation.outcome == "error" and self.guard.input_moderator.on_error == "block":
+                verdict = InputVerdict(
+                    "block", dict(body), enforced, code="guard.moderation_unavailable",
+                    entities=entities, moderation=moderation, findings=found_all,
+                    message="The request could not be moderated right now; try again later.",
+                )
+                return self._keep_input(verdict)
+
+        decision: Decision = "redact" if changes else "allow"
+        verdict = InputVerdict(decision, redacted if enforced else dict(body), enforced,
+                               entities=entities, moderation=moderation, findings=found_all)
+        return self._keep_input(verdict)
+
+    @property
+    def _moderation_key(self) -> str | None:
+        # With a server key, the caller's key is a Guard client key, not an OpenAI key.
+        return None if self.guard.settings.api_key else self.api_key
+
+    def _replacement(self, span: Span, text: str) -> str | None:
+        action = self.guard.policy.pii.action_for(span.label)
+        if action == "pseudonymize":
+            return self._placeholders.placeholder_for(span.label, text[span.start:span.end])
+        if action == "mask":
+            return mask_for(span.label)
+        return None  # block is decided on counts; allow keeps the value
+
+    def _keep_input(self, verdict: InputVerdict) -> InputVerdict:
+        self._input = verdict
+        return verdict
+
+    # -- output ------------------------------------------------------------------------
+
+    async def check_response(self, body: Mapping[str, Any]) -> OutputVerdict:
+        """Apply the output rules to the model's text, then restore placeholders."""
+        policy = self.guard.policy
+        enforced = policy.mode == "enforce"
+        self.usage = usage_of(body) or self.usage
+        if self.model is None and isinstance(body.get("model"), str):
+            self.model = body["model"]
+        slots = extract_response(body)
+        texts = [s.text for s in slots]
+
+        moderate = None
+        if self.guard.output_moderator is not None:
+            async def moderate(texts: Sequence[str]) -> ModerationVerdict:
+                started = time.perf_counter()
+                try:
+                    return await self.guard.moderate_output(texts, self._moderation_key)
+                finally:
+                    self._latency["moderation"] += _ms_since(started)
+
+        started = time.perf_counter()
+        outcome = await self.guard.rules.evaluate(
+            texts, detect=self.guard.detect, moderate=moderate)
+        self._latency["pii"] += _ms_since(started)
+        hits = outcome.all_hits
+        for hit in hits:
+            self._output_entities.update(hit.entities)
+
+        blocked_choices: set[int] = set()
+        block_messages: dict[int, str] = {}
+        moderation_failed = (outcome.moderation is not None and outcome.moderation.outcome == "error"
+                             and self.guard.output_moderator is not None
+                             and self.guard.output_moderator.on_error == "block")
+        changes: dict[TextSlot, str] = {}
+        for slot, per_text in zip(slots, outcome.hits, strict=True):
+            choice = int(slot.path[1])
+            blocking = [h for h in per_text if h.action == "block"]
+            if blocking or moderation_failed:
+                blocked_choices.add(choice)
+                if blocking:
+                    block_messages.setdefault(choice, self._rule_message(blocking[0].rule_id))
+                else:
+                    block_messages.setdefault(
+                        choice, "The answer could not be checked and was withheld.")
+                continue
+            text = redact_ranges(slot.text, per_text) if any(
+                h.action == "redact" for h in per_text) else slot.text
+            if policy.pii.restore_output:
+                text = self._placeholders.restore(text)
+            if text != slot.text:
+                changes[slot] = text
+
+        actions = [h.action for h in hits]
+        decision: Decision = most_severe(
+            *("block" if a == "block" else "redact" if a == "redact" else "warn" for a in actions),
+            *(("block",) if blocked_choices else ()),
+        )
+        if enforced:
+            new_body = replace_texts(body, changes)  # a deep copy, safe to edit below
+            for choice in blocked_choices:
+                _withhold_choice(new_body, choice, block_messages[choice])
+        else:
+            new_body = dict(body)
+        verdict = OutputVerdict(decision, new_body, enforced, tuple(hits), outcome.moderation)
+        self._output = verdict
+        return verdict
+
+    def _rule_message(self, rule_id: str) -> str:
+        for rule in self.guard.rules.rules:
+            if rule.id == rule_id and rule.message:
+                return rule.message
+        return self.guard.policy.output.block_message
+
+    def restore(self, text: str) -> str:
+        """``text`` with this call's placeholders restored (for adapters that stream)."""
+        return self._placeholders.restore(text)
+
+    # -- the audit record --------------------------------------------------------------
+
+    @property
+    def decision(self) -> Decision:
+        parts: list[Decision] = []
+        if self._input is not None:
+            parts.append(self._input.decision)
+        if self._output is not None:
+            parts.append(self._output.decision)
+        return most_severe(*parts)
+
+    def add_latency(self, stage: str, ms: float) -> None:
+        """Adapters report their own stages (``upstream``, ``first_token``)."""
+        self._latency[stage] = self._latency.get(stage, 0.0) + ms
+
+    def finish(self, status: str | None = None) -> dict[str, Any]:
+        """Write the call's audit record (once; later calls return the same record)."""
+        if status is not None:
+            self.status = status
+        record = self._record()
+        if not self._finished:
+            self._finished = True
+            self.guard.audit.emit(record)
+            self._placeholders = PlaceholderMap()  # drop the values as soon as we can
+        return record
+
+    def _record(self) -> dict[str, Any]:
+        policy = self.guard.policy
+        moderation = {
+            "input": _verdict_record(self._input.moderation if self._input else None,
+                                     self.guard.input_moderator),
+            "output": _verdict_record(self._output.moderation if self._output else None,
+                                      self.guard.output_moderator),
+        }
+        status = self.status
+        if status == "ok" and self.decision == "block" and policy.mode == "enforce":
+            status = "blocked"
+        latency = {k: round(v, 3) for k, v in self._latency.items()}
+        latency["total"] = round(_ms_since(self._started), 3)
+        record: dict[str, Any] = {
+            "ts": self._ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "request_id": self.request_id,
+            "principal": self.principal,
+            "route": self.route,
+            "model": self.model,
+            "policy": {"name": policy.name, "sha256": policy.sha256},
+            "mode": policy.mode,
+            "decision": self.decision,
+            "status": status,
+            "code": self._input.code if self._input is not None else None,
+            "input_entities": dict(self._input.entities) if self._input is not None else {},
+            "moderation": moderation,
+            "output_rules": [{"id": h.rule_id, "action": h.action}
+                             for h in (self._output.rule_hits if self._output else ())],
+            "output_entities": dict(self._output_entities),
+            "stream": self.stream,
+            "truncated": self.truncated,
+            "usage": self.usage,
+            "cost_usd": cost_usd(self.model, self.usage, self.guard.settings.prices),
+            "latency_ms": latency,
+            "error": self.error,
+            "prev_hash": None,
+            "hash": None,
+        }
+        if self.context:
+            record["context"] = self.context
+        return record
+
+    def describe(self) -> str:
+        """A one-line, PII-free summary (for logs and the CLI)."""
+        entities = self._input.entities if self._input is not None else {}
+        return f"{self.request_id} {self.decision} {describe_counts(entities) or 'no PII'}"
+
+    # -- context managers --------------------------------------------------------------
+
+    async def __aenter__(self) -> Call:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self._finish_on_exit(exc_type)
+
+    def __enter__(self) -> Call:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._finish_on_exit(exc_type)
+
+    def _finish_on_exit(self, exc_type: type[BaseException] | None) -> None:
+        if exc_type is not None and self.status == "ok":
+            if issubclass(exc_type, asyncio.CancelledError):
+                self.status, self.truncated = "client_disconnected", True
+            else:
+                self.status = "error"
+                self.error = self.error or exc_type.__name__
+        self.finish()
+
+
+def _withhold_choice(body: dict[str, Any], index: int, message: str) -> None:
+    choice = body["choices"][index]
+    message_obj = choice.get("message") or {}
+    message_obj = {k: v for k, v in message_obj.items()
+                   if k not in ("tool_calls", "function_call", "refusal", "audio")}
+    message_obj["content"] = message
+    message_obj.setdefault("role", "assistant")
+    choice["message"] = message_obj
+    choice["finish_reason"] = "content_filter"
+
+
+def _verdict_record(verdict: ModerationVerdict | None,
+                    moderator: Moderator | None) -> dict[str, Any] | None:
+    if verdict is None:
+        return None
+    record: dict[str, Any] = {
+        "provider": verdict.provider,
+        "outcome": verdict.outcome,
+        "flagged": list(verdict.categories),
+        "top_scores": dict(sorted(((c, v) for c, v in verdict.scores.items() if v >= 0.001),
+                                  key=lambda kv: -kv[1])[:5]),
+        "unevaluated": list(verdict.unevaluated),
+        "error": verdict.error,
+        "latency_ms": round(verdict.latency_ms, 3),
+    }
+    if verdict.outcome == "error" and moderator is not None:
+        # An outage is never a pass: say what the policy did about it.
+        record["on_error"] = moderator.on_error
+    return record
+
+
+def _principal(key: bytes, api_key: str | None, user: str | None) -> str:
+    if user:
+        return f"user:{user}"
+    if api_key:
+        digest = hmac.new(key, api_key.encode(), hashlib.sha256).hexdigest()
+        return f"key:{digest[:24]}"
+    return "anonymous"
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

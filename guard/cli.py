@@ -1,0 +1,270 @@
+"""The ``guard`` command: scan text, check and test policies (serve, audit ... follow).
+
+Human output goes through rich; machine output (``--format json|spans``) is plain JSON on
+stdout so it can be piped. Errors say what to do and exit non-zero; no tracebacks for
+mistakes a user can fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from guard.errors import ConfigError, GuardError, PolicyError
+
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="guard")
+def main() -> None:
+    """Guard: PII pseudonymisation, moderation and output rules for OpenAI calls."""
+
+
+# -- guard scan ----------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
+@click.option("--policy", "policy_ref", default="default", show_default=True,
+              help="Policy file, or the name of a shipped policy.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "spans"]), default="text",
+              show_default=True,
+              help="text: redacted text + findings table; json: one JSON object; "
+                   "spans: JSON lines in ({\"text\": ...}), one span list per line out.")
+def scan(source: TextIO, policy_ref: str, fmt: str) -> None:
+    """Redact personal data in SOURCE (a file, or stdin) and show what was found.
+
+    \b
+    echo "Call Jane Doe at +1 415 555 0100" | guard scan
+    guard scan notes.txt --policy healthcare --format json
+    """
+    from guard.policy import load_policy
+
+    try:
+        policy = load_policy(policy_ref)
+    except PolicyError as exc:
+        _fail(str(exc))
+        return
+    if fmt == "spans":
+        from guard.pii import get_detector
+        from guard.pii.spans import write_spans
+
+        detector = get_detector(policy.pii.model)
+        write_spans(source, sys.stdout, detector, policy.pii.detected_entities, policy.pii.min_score)
+        return
+    text = source.read()
+    verdict = asyncio.run(_scan_text(policy, text))
+    redacted = verdict.body["messages"][0]["content"]
+    findings = [
+        {"start": f.start, "end": f.end, "label": f.label, "score": f.score,
+         "action": f.action, "replacement": f.replacement}
+        for f in verdict.findings
+    ]
+    if fmt == "json":
+        click.echo(json.dumps({"decision": verdict.decision, "code": verdict.code,
+                               "redacted": redacted if not verdict.blocked else None,
+                               "entities": dict(verdict.entities), "findings": findings},
+                              ensure_ascii=False))
+        return
+    if verdict.blocked:
+        err.print(f"[bold red]blocked[/] ({verdict.code}): {verdict.message}", highlight=False)
+    else:
+        click.echo(redacted, nl=not redacted.endswith("\n"))
+    _findings_table(findings, policy.name)
+    if verdict.blocked:
+        sys.exit(1)
+
+
+async def _scan_text(policy: Any, text: str) -> Any:
+    from guard.audit import MemorySink
+    from guard.engine import Guard
+    from guard.settings import Settings
+
+    # Scanning is about personal data: no moderation calls and no audit trail.
+    guard = Guard(policy, Settings.from_env(moderation_provider="none"), audit_sink=MemorySink())
+    try:
+        async with guard.call(route="scan") as call:
+            return await call.check_request(
+                {"model": "scan", "messages": [{"role": "user", "content": text}]})
+    finally:
+        guard.close()
+
+
+def _findings_table(findings: list[dict[str, Any]], policy_name: str) -> None:
+    if not findings:
+        err.print(f"[green]No personal data found[/] (policy {policy_name}).")
+        return
+    table = Table(title=f"Found {len(findings)} value(s) — policy {policy_name}", title_justify="left")
+    for column in ("entity", "at", "score", "action", "written as"):
+        table.add_column(column)
+    for f in findings:
+        table.add_row(f["label"], f"{f['start']}-{f['end']}", f"{f['score']:.2f}", f["action"],
+                      f["replacement"] or "(kept)")
+    err.print(table)
+
+
+# -- guard serve -----------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--policy", "policy_ref", default=None,
+              help="Policy file or shipped policy name [default: $GUARD_POLICY or default].")
+@click.option("--upstream", default=None,
+              help="OpenAI-compatible base URL [default: $GUARD_UPSTREAM_URL, or offline].")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+def serve(host: str, port: int, policy_ref: str | None, upstream: str | None, workers: int) -> None:
+    """Run the OpenAI-compatible proxy: point any OpenAI SDK at http://HOST:PORT/v1.
+
+    With no OPENAI_API_KEY and no upstream it runs OFFLINE: a built-in model stand-in
+    answers, and moderation is the local classifier — no account and no network needed.
+    """
+    import os
+
+    import uvicorn
+
+    from guard.policy import load_policy
+    from guard.proxy import ProxyConfig, is_offline, parse_client_keys
+    from guard.settings import DEFAULT_AUDIT_SINK
+
+    if policy_ref:
+        os.environ["GUARD_POLICY"] = policy_ref
+    if upstream:
+        os.environ["GUARD_UPSTREAM_URL"] = upstream
+    try:
+        policy = load_policy(os.environ.get("GUARD_POLICY") or "default")
+    except PolicyError as exc:
+        _fail(str(exc))
+        return
+    try:  # refuse an open relay before loading anything
+        ProxyConfig(upstream_url="-", server_key=os.environ.get("OPENAI_API_KEY") or None,
+                    client_keys=parse_client_keys(os.environ.get("GUARD_CLIENT_KEYS")))
+    except ConfigError as exc:
+        _fail(str(exc))
+    offline = is_offline()
+    sink = os.environ.get("GUARD_AUDIT") or policy.audit.sink or DEFAULT_AUDIT_SINK
+    if offline:
+        err.print("[bold yellow]OFFLINE MODE[/]: no OPENAI_API_KEY and no upstream configured. "
+                  "Answers come from Guard's built-in offline model (it echoes what it "
+                  "received) and moderation uses the local classifier. Set --upstream or "
+                  "OPENAI_API_KEY to use a real model.", highlight=False)
+    else:
+        keys = ("server key (clients need GUARD_CLIENT_KEYS)" if os.environ.get("OPENAI_API_KEY")
+                else "clients bring their own key")
+        err.print(f"Upstream: {os.environ.get('GUARD_UPSTREAM_URL') or 'https://api.openai.com/v1'}"
+                  f" — {keys}", highlight=False)
+    err.print(f"Policy: {policy.name} ({policy.source}, sha256 {policy.sha256[:12]}), "
+              f"mode {policy.mode}; audit: {sink}", highlight=False)
+    err.print(f"Point your OpenAI SDK at [bold]http://{host}:{port}/v1[/]", highlight=False)
+    try:
+        uvicorn.run("guard.proxy:app_from_env", factory=True, host=host, port=port,
+                    workers=workers, log_level="info", server_header=False)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+# -- guard demo ------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--audit", "audit_url", default="sqlite:///guard-demo.db", show_default=True,
+              help="Where the demo's audit records go.")
+def demo(audit_url: str) -> None:
+    """A short scripted tour: PII, a flagged prompt, an output rule, a tool call — offline."""
+    from guard.demo import run_demo
+
+    run_demo(Console(), audit_url)
+
+
+# -- guard policy ----------------------------------------------------------------------------
+
+
+@main.group()
+def policy() -> None:
+    """Validate policies and run their cases files."""
+
+
+@policy.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+def policy_check(files: tuple[Path, ...]) -> None:
+    """Validate policy FILES; errors name the file, line, key path and what is allowed."""
+    from guard.policy import load_policy
+
+    failed = 0
+    for path in files:
+        try:
+            loaded = load_policy(path)
+        except PolicyError as exc:
+            failed += 1
+            for problem in exc.problems:
+                err.print(f"[red]✗[/] {problem}", highlight=False)
+            continue
+        err.print(f"[green]✓[/] {path}: policy {loaded.name!r} ({loaded.mode}), "
+                  f"sha256 {loaded.sha256[:12]}", highlight=False)
+    sys.exit(1 if failed else 0)
+
+
+@policy.command("test")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("-v", "--verbose", is_flag=True, help="List passing cases too.")
+def policy_test(paths: tuple[Path, ...], verbose: bool) -> None:
+    """Run each policy's cases file (NAME.cases.yaml beside NAME.yaml).
+
+    Without PATHS: ./policies if it exists, else the policies shipped with Guard.
+    """
+    from guard.cases import discover, run_policy_cases
+    from guard.policy import packaged_policies_dir
+
+    roots = list(paths) or [Path("policies") if Path("policies").is_dir()
+                            else packaged_policies_dir()]
+    policies = discover(roots)
+    if not policies:
+        _fail(f"no policy files under {', '.join(map(str, roots))}")
+    total = failed = 0
+    table = Table(title_justify="left")
+    for column in ("policy", "case", "result"):
+        table.add_column(column)
+    with err.status("Loading the NER model and running cases…"):
+        for path in policies:
+            try:
+                results = run_policy_cases(path)
+            except (PolicyError, ConfigError) as exc:
+                failed += 1
+                table.add_row(str(path), "(file)", f"[red]error[/] {exc}")
+                continue
+            for result in results:
+                total += 1
+                if not result.passed:
+                    failed += 1
+                    table.add_row(result.policy, result.name,
+                                  "[red]FAIL[/] " + "; ".join(result.problems))
+                elif verbose:
+                    table.add_row(result.policy, result.name, "[green]pass[/]")
+    if table.row_count:
+        err.print(table)
+    colour = "red" if failed else "green"
+    err.print(f"[{colour}]{total - failed} passed, {failed} failed[/] "
+              f"({len(policies)} polic{'y' if len(policies) == 1 else 'ies'})")
+    sys.exit(1 if failed else 0)
+
+
+def run() -> None:
+    """Entry point that turns Guard's own errors into a message instead of a traceback."""
+    try:
+        main(standalone_mode=True)
+    except GuardError as exc:
+        _fail(str(exc))

@@ -1,0 +1,140 @@
+"""The built-in offline upstream: an OpenAI-compatible model stand-in with no network.
+
+``guard serve`` uses it when no API key and no upstream are configured, so a fresh clone can
+run its main job without an account. Its answers are deterministic and show what the model
+received — placeholders included — so redaction on the way in and restoration on the way
+out are visible to the person trying Guard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+OFFLINE_MODELS = ("gpt-4o-mini", "gpt-4o")
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """What the upstream received: method, path, lower-cased headers and the JSON body."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: Any
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content
+                        if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def _tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+def offline_reply(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A deterministic chat completion that shows what the model was sent.
+
+    With ``tools`` in the request, the first function is called with the last user message
+    as its first string argument, so tool-call handling is visible too.
+    """
+    messages = body.get("messages") or []
+    last_user = next((m for m in reversed(messages)
+                      if isinstance(m, dict) and m.get("role") == "user"), {})
+    heard = _text_of(last_user.get("content"))
+    prompt_tokens = sum(_tokens(_text_of(m.get("content"))) for m in messages if isinstance(m, dict))
+    message: dict[str, Any] = {"role": "assistant", "refusal": None}
+    finish = "stop"
+    tools = body.get("tools") or []
+    function = next((t.get("function") for t in tools
+                     if isinstance(t, dict) and isinstance(t.get("function"), dict)), None)
+    if function is not None:
+        properties = (function.get("parameters") or {}).get("properties") or {}
+        first = next((name for name, spec in properties.items()
+                      if isinstance(spec, dict) and spec.get("type") == "string"), "text")
+        message["content"] = None
+        message["tool_calls"] = [{
+            "id": "call_offline_1", "type": "function",
+            "function": {"name": function.get("name", "tool"),
+                         "arguments": json.dumps({first: heard})},
+        }]
+        finish = "tool_calls"
+        completion = heard
+    else:
+        completion = (f"(offline model) I received {len(messages)} message(s). "
+                      f"Your last message was: {heard}")
+        message["content"] = completion
+    return {
+        "id": "chatcmpl-offline-" + hashlib.sha256(heard.encode()).hexdigest()[:16],
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model") or "gpt-4o-mini",
+        "system_fingerprint": "guard-offline",
+        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": _tokens(completion),
+                  "total_tokens": prompt_tokens + _tokens(completion)},
+    }
+
+
+def openai_error(status: int, message: str, code: str | None = None,
+                 kind: str = "invalid_request_error") -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": code}},
+                        status_code=status)
+
+
+class OfflineUpstream:
+    """ASGI app answering ``/v1/chat/completions`` and ``/v1/models`` offline.
+
+    It remembers the last ``keep`` requests it received (for ``guard demo``), in memory only.
+    """
+
+    def __init__(self, *, keep: int = 50, prefix: str = "/v1") -> None:
+        self.received: deque[ReceivedRequest] = deque(maxlen=keep)
+        self.app = Starlette(routes=self.routes(prefix))
+
+    def routes(self, prefix: str) -> list[Route]:
+        return [
+            Route(f"{prefix}/chat/completions", self.chat_completions, methods=["POST"]),
+            Route(f"{prefix}/models", self.models, methods=["GET"]),
+        ]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+    async def record(self, request: Request) -> Any:
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        self.received.append(ReceivedRequest(request.method, request.url.path,
+                                             {k.lower(): v for k, v in request.headers.items()},
+                                             body))
+        return body
+
+    async def chat_completions(self, request: Request) -> Response:
+        body = await self.record(request)
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            return openai_error(400, "'messages' is required.")
+        return JSONResponse(offline_reply(body))
+
+    async def models(self, request: Request) -> Response:
+        await self.record(request)
+        return JSONResponse({"object": "list", "data": [
+            {"id": m, "object": "model", "created": 0, "owned_by": "guard-offline"}
+            for m in OFFLINE_MODELS]})

@@ -24,6 +24,7 @@ from typing import Any
 from guard.call import Call
 from guard.engine import Guard
 from guard.errors import WireFormatError
+from guard.stream import StreamGuard
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -70,6 +71,10 @@ class _BodyTooLarge(Exception):
 
 class _ClientGone(Exception):
     pass
+
+
+class _StreamStopped(Exception):
+    """Raised into the app's ``send`` after a mid-stream block, so it closes the upstream."""
 
 
 class GuardMiddleware:
@@ -156,12 +161,6 @@ class _GuardedExchange:
             self.call.status = "rejected"
             await self.fail(400, "The request body must be a JSON object.")
             return
-        if body.get("stream") is True:
-            self.call.status = "rejected"
-            await self.fail(400, "Streaming (stream: true) is not supported by this Guard "
-                                 "version yet; send the request without stream.",
-                            code="guard.stream_unsupported", param="stream")
-            return
         try:
             verdict = await self.call.check_request(body)
         except WireFormatError as exc:
@@ -219,14 +218,22 @@ class _GuardedExchange:
         start: Message | None = None
         chunks: list[bytes] = []
 
+        stream: StreamGuard | None = None
+
         async def capture(message: Message) -> None:
-            nonlocal start
+            nonlocal start, stream
             if message["type"] == "http.response.start":
                 start = message
                 self.call.add_latency("upstream", (time.perf_counter() - started) * 1000)
+                if self.call.stream and _is_event_stream(message):
+                    stream = StreamGuard(self.call)
+                    await self._start_stream(message)
                 return
             if message["type"] != "http.response.body" or start is None:
                 await self.send(message)
+                return
+            if stream is not None:
+                await self._relay_stream(stream, message)
                 return
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
@@ -246,6 +253,9 @@ class _GuardedExchange:
                 await asyncio.wait({app})
         if app.cancelled():
             return
+        if isinstance(app.exception(), _StreamStopped):
+            await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
         if app.exception() is not None:
             self.call.status = "error"
             self.call.error = type(app.exception()).__name__
@@ -258,6 +268,24 @@ class _GuardedExchange:
             self.call.error = "no_response"
             await self.fail(502, "The upstream app ended without a response.", kind="server_error",
                             code="guard.upstream_error")
+
+    async def _start_stream(self, start: Message) -> None:
+        headers = [(k, v) for k, v in start.get("headers", ())
+                   if k not in (b"content-length", b"x-guard-request-id", b"x-guard-decision")]
+        self.response_started = True
+        await self.send({"type": "http.response.start", "status": start["status"],
+                         "headers": [*headers, *self.guard_headers]})
+
+    async def _relay_stream(self, stream: StreamGuard, message: Message) -> None:
+        out = await stream.feed(message.get("body", b""))
+        if stream.stopped:
+            await self.send({"type": "http.response.body", "body": out, "more_body": True})
+            raise _StreamStopped
+        more = bool(message.get("more_body", False))
+        if not more:
+            out += await stream.finish()
+        if out or not more:
+            await self.send({"type": "http.response.body", "body": out, "more_body": more})
 
     async def _respond(self, start: Message, body: bytes) -> None:
         status = int(start["status"])
@@ -287,6 +315,12 @@ class _GuardedExchange:
         await self.send({"type": "http.response.start", "status": status, "headers": [
             *headers, (b"content-length", str(len(body)).encode()), *self.guard_headers]})
         await self.send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _is_event_stream(start: Message) -> bool:
+    return int(start["status"]) == 200 and any(
+        k == b"content-type" and v.startswith(b"text/event-stream")
+        for k, v in start.get("headers", ()))
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from guard.pricing import cost_usd, usage_of
 from guard.redact import PlaceholderMap, describe_counts, mask_for, rewrite
-from guard.rules import RuleHit, redact_ranges
+from guard.rules import RuleHit, RulesOutcome, redact_ranges
 from guard.values import Decision, Finding, ModerationVerdict, Span, most_severe
 from guard.wire.chat import TextSlot, extract_request, extract_response, replace_texts
 
@@ -207,41 +207,19 @@ class Call:
         if self.model is None and isinstance(body.get("model"), str):
             self.model = body["model"]
         slots = extract_response(body)
-        texts = [s.text for s in slots]
-
-        moderate = None
-        if self.guard.output_moderator is not None:
-            async def moderate(texts: Sequence[str]) -> ModerationVerdict:
-                started = time.perf_counter()
-                try:
-                    return await self.guard.moderate_output(texts, self._moderation_key)
-                finally:
-                    self._latency["moderation"] += _ms_since(started)
-
-        started = time.perf_counter()
-        outcome = await self.guard.rules.evaluate(
-            texts, detect=self.guard.detect, moderate=moderate)
-        self._latency["pii"] += _ms_since(started)
+        outcome = await self.evaluate_rules([s.text for s in slots])
         hits = outcome.all_hits
-        for hit in hits:
-            self._output_entities.update(hit.entities)
+        moderation_failed = self.output_moderation_failed(outcome)
 
         blocked_choices: set[int] = set()
         block_messages: dict[int, str] = {}
-        moderation_failed = (outcome.moderation is not None and outcome.moderation.outcome == "error"
-                             and self.guard.output_moderator is not None
-                             and self.guard.output_moderator.on_error == "block")
         changes: dict[TextSlot, str] = {}
         for slot, per_text in zip(slots, outcome.hits, strict=True):
             choice = int(slot.path[1])
             blocking = [h for h in per_text if h.action == "block"]
             if blocking or moderation_failed:
                 blocked_choices.add(choice)
-                if blocking:
-                    block_messages.setdefault(choice, self._rule_message(blocking[0].rule_id))
-                else:
-                    block_messages.setdefault(
-                        choice, "The answer could not be checked and was withheld.")
+                block_messages.setdefault(choice, self.block_message(blocking))
                 continue
             text = redact_ranges(slot.text, per_text) if any(
                 h.action == "redact" for h in per_text) else slot.text
@@ -265,11 +243,48 @@ class Call:
         self._output = verdict
         return verdict
 
-    def _rule_message(self, rule_id: str) -> str:
+    async def evaluate_rules(self, texts: Sequence[str]) -> RulesOutcome:
+        """The output rules over ``texts`` (model text, placeholders not yet restored)."""
+        moderate = None
+        if self.guard.output_moderator is not None:
+            async def moderate(texts: Sequence[str]) -> ModerationVerdict:
+                started = time.perf_counter()
+                try:
+                    return await self.guard.moderate_output(texts, self._moderation_key)
+                finally:
+                    self._latency["moderation"] += _ms_since(started)
+
+        started = time.perf_counter()
+        outcome = await self.guard.rules.evaluate(texts, detect=self.guard.detect, moderate=moderate)
+        self._latency["rules"] = self._latency.get("rules", 0.0) + _ms_since(started)
+        for hit in outcome.all_hits:
+            self._output_entities.update(hit.entities)
+        return outcome
+
+    def output_moderation_failed(self, outcome: RulesOutcome) -> bool:
+        """True when output moderation failed and the policy says to withhold the answer."""
+        moderator = self.guard.output_moderator
+        return (outcome.moderation is not None and outcome.moderation.outcome == "error"
+                and moderator is not None and moderator.on_error == "block")
+
+    def block_message(self, blocking: Sequence[RuleHit]) -> str:
+        """What a withheld answer says instead (the first blocking rule's message)."""
+        if not blocking:
+            return "The answer could not be checked and was withheld."
         for rule in self.guard.rules.rules:
-            if rule.id == rule_id and rule.message:
+            if rule.id == blocking[0].rule_id and rule.message:
                 return rule.message
         return self.guard.policy.output.block_message
+
+    def record_output(self, decision: Decision, hits: Sequence[RuleHit],
+                      moderation: ModerationVerdict | None) -> None:
+        """For adapters that check output piecewise (streams): what was decided overall."""
+        self._output = OutputVerdict(decision, {}, self.guard.policy.mode == "enforce",
+                                     tuple(hits), moderation)
+
+    def mark_first_token(self) -> None:
+        """Time to first token as the client sees it (once)."""
+        self._latency.setdefault("first_token", _ms_since(self._started))
 
     def restore(self, text: str) -> str:
         """``text`` with this call's placeholders restored (for adapters that stream)."""

@@ -91,6 +91,47 @@ def offline_reply(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def stream_chunks(completion: Mapping[str, Any], *, chunk_chars: int = 4,
+                  include_usage: bool = False) -> list[dict[str, Any]]:
+    """A finished completion cut into ``chat.completion.chunk`` objects, as OpenAI streams it:
+    a role chunk, content (or tool-call argument) pieces, a finish chunk, then usage."""
+    base = {k: completion[k] for k in ("id", "created", "model", "system_fingerprint")
+            if k in completion}
+    base["object"] = "chat.completion.chunk"
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
+                                     "logprobs": None}]}
+
+    choice = completion["choices"][0]
+    message = choice["message"]
+    chunks = [chunk({"role": "assistant", "content": "", "refusal": None})]
+    content = message.get("content") or ""
+    for i in range(0, len(content), max(chunk_chars, 1)):
+        chunks.append(chunk({"content": content[i:i + chunk_chars]}))
+    for k, call in enumerate(message.get("tool_calls") or []):
+        arguments = call["function"]["arguments"]
+        chunks.append(chunk({"tool_calls": [{"index": k, "id": call["id"], "type": "function",
+                                             "function": {"name": call["function"]["name"],
+                                                          "arguments": ""}}]}))
+        for i in range(0, len(arguments), max(chunk_chars, 1)):
+            chunks.append(chunk({"tool_calls": [{"index": k, "function": {
+                "arguments": arguments[i:i + chunk_chars]}}]}))
+    chunks.append(chunk({}, choice.get("finish_reason") or "stop"))
+    if include_usage:
+        chunks.append({**base, "choices": [], "usage": completion.get("usage")})
+    return chunks
+
+
+def sse_lines(chunks: list[dict[str, Any]]) -> list[bytes]:
+    return [f"data: {json.dumps(c)}\n\n".encode() for c in chunks] + [b"data: [DONE]\n\n"]
+
+
+def wants_usage(body: Mapping[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
 def openai_error(status: int, message: str, code: str | None = None,
                  kind: str = "invalid_request_error") -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": code}},
@@ -131,7 +172,11 @@ class OfflineUpstream:
         body = await self.record(request)
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return openai_error(400, "'messages' is required.")
-        return JSONResponse(offline_reply(body))
+        reply = offline_reply(body)
+        if body.get("stream") is True:
+            events = sse_lines(stream_chunks(reply, include_usage=wants_usage(body)))
+            return Response(b"".join(events), media_type="text/event-stream")
+        return JSONResponse(reply)
 
     async def models(self, request: Request) -> Response:
         await self.record(request)

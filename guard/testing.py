@@ -22,16 +22,24 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Literal
 
 import uvicorn
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from guard.moderation import CATEGORIES as _CATEGORIES
-from guard.offline import OfflineUpstream, ReceivedRequest, offline_reply, openai_error
+from guard.offline import (
+    OfflineUpstream,
+    ReceivedRequest,
+    offline_reply,
+    openai_error,
+    sse_lines,
+    stream_chunks,
+    wants_usage,
+)
 
 __all__ = ["FakeUpstream", "LoopbackServer", "ReceivedRequest"]
 
@@ -98,6 +106,11 @@ class FakeUpstream(OfflineUpstream):
     - ``delay_s``: wait before answering (to provoke timeouts);
     - ``moderation_triggers``: word → {category: score}; texts containing the word flag it;
     - ``moderation_status`` / ``moderation_delay_s``: make the moderation endpoint fail.
+
+    Streaming (``stream: true``): the reply is sent as chunks of ``stream_chunk_chars``
+    characters (or exactly the pieces in ``stream_pieces``), ``stream_delay_s`` apart;
+    ``stream_break_after`` drops the connection after that many chunks; ``stream_cancelled``
+    becomes true when the client side went away before the end.
     """
 
     def __init__(
@@ -114,6 +127,12 @@ class FakeUpstream(OfflineUpstream):
         self.delay_s = 0.0
         self.moderation_status = 200
         self.moderation_delay_s = 0.0
+        self.stream_chunk_chars = 4
+        self.stream_pieces: list[str] | None = None
+        self.stream_delay_s = 0.0
+        self.stream_break_after: int | None = None
+        self.stream_cancelled = False
+        self.stream_finished = False
         self.requests: list[ReceivedRequest] = []
         super().__init__(keep=100_000)
         self._server = LoopbackServer(self)
@@ -145,7 +164,36 @@ class FakeUpstream(OfflineUpstream):
                 "code": None}}, status_code=self.status)
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return openai_error(400, "'messages' is required.")
-        return JSONResponse(self.reply(body))
+        reply = self.reply(body)
+        if body.get("stream") is True:
+            return StreamingResponse(self._stream(reply, wants_usage(body)),
+                                     media_type="text/event-stream")
+        return JSONResponse(reply)
+
+    async def _stream(self, reply: dict[str, Any], include_usage: bool) -> AsyncIterator[bytes]:
+        if self.stream_pieces is not None:
+            reply = {**reply, "choices": [{**reply["choices"][0], "message": {
+                **reply["choices"][0]["message"], "content": "".join(self.stream_pieces)}}]}
+        chunks = stream_chunks(reply, chunk_chars=self.stream_chunk_chars,
+                               include_usage=include_usage)
+        if self.stream_pieces is not None:  # exactly these content pieces, one per chunk
+            head, tail = chunks[:1], chunks[-2 if include_usage else -1:]
+            pieces = [{**chunks[0], "choices": [{"index": 0, "delta": {"content": p},
+                                                 "finish_reason": None, "logprobs": None}]}
+                      for p in self.stream_pieces]
+            chunks = head + pieces + tail
+        self.stream_cancelled = self.stream_finished = False
+        try:
+            for n, event in enumerate(sse_lines(chunks)):
+                if self.stream_break_after is not None and n >= self.stream_break_after:
+                    raise ConnectionResetError("fake upstream breaks the stream")
+                yield event
+                if self.stream_delay_s:
+                    await asyncio.sleep(self.stream_delay_s)
+            self.stream_finished = True
+        except (asyncio.CancelledError, GeneratorExit):
+            self.stream_cancelled = True
+            raise
 
     async def moderations(self, request: Request) -> Response:
         body = await self.record(request)

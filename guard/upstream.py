@@ -101,7 +101,9 @@ class Forwarder:
             async for chunk in response.aiter_bytes():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except httpx2.TimeoutException:
+        except httpx2.TransportError:
+            # The upstream broke off mid-body (reset, timeout): end the body; what reads it
+            # (the JSON check, the stream guard) sees it incomplete and says so.
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             await response.aclose()

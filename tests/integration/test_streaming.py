@@ -1,0 +1,225 @@
+"""Streaming through the proxy with the official SDK (`stream=True`), over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import openai
+import pytest
+
+from guard import Guard, MemorySink
+from guard.proxy import create_app
+from guard.testing import FakeUpstream, LoopbackServer
+from tests.conftest import GuardFactory
+
+RULES = """
+version: 1
+name: stream-rules
+moderation: {input: null}
+output:
+  streaming: {window_chars: 32, overlap_chars: 12}
+  rules:
+    - id: competitor
+      when: {keywords: [globex]}
+      action: BLOCK_OR_REDACT
+      message: Let's talk about our own products.
+"""
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as fake:
+        yield fake
+
+
+@pytest.fixture
+def proxy(make_guard: GuardFactory, upstream: FakeUpstream) -> Iterator[Any]:
+    servers: list[LoopbackServer] = []
+
+    def start(yaml_text: str | None = None) -> tuple[str, Guard, MemorySink]:
+        guard, sink = make_guard(yaml_text, moderation_provider=None, upstream_url=upstream.base_url)
+        server = LoopbackServer(create_app(guard, upstream_url=upstream.base_url), lifespan="on")
+        server.start()
+        servers.append(server)
+        return f"{server.url}/v1", guard, sink
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def records(guard: Guard, sink: MemorySink, at_least: int = 1) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 5
+    while True:
+        guard.audit_writer.flush()
+        if len(sink.records) >= at_least or time.monotonic() > deadline:
+            return sink.records
+        time.sleep(0.01)
+
+
+def fixed_reply(text: str) -> Any:
+    def reply(body: Any) -> dict[str, Any]:
+        return {"id": "chatcmpl-s", "object": "chat.completion", "created": 0,
+                "model": "gpt-4o-mini", "choices": [{"index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": text}}],
+                "usage": {"prompt_tokens": 7, "completion_tokens": 11, "total_tokens": 18}}
+    return reply
+
+
+def collect(stream: Any) -> tuple[list[str], list[str | None]]:
+    pieces, finishes = [], []
+    for chunk in stream:
+        for choice in chunk.choices:
+            if choice.delta.content:
+                pieces.append(choice.delta.content)
+            finishes.append(choice.finish_reason)
+    return pieces, finishes
+
+
+def ask(base_url: str, content: str = "hello", **kwargs: Any) -> Any:
+    client = openai.OpenAI(base_url=base_url, api_key="k", max_retries=0, timeout=30)
+    return client.chat.completions.create(model="gpt-4o-mini", stream=True,
+                                          messages=[{"role": "user", "content": content}],
+                                          **kwargs)
+
+
+TEXT = "We compare well: unlike the globex deal, ours ships today with support included."
+
+
+def test_forbidden_word_one_char_per_chunk_never_reaches_the_client(
+        proxy: Any, upstream: FakeUpstream) -> None:
+    upstream.reply = fixed_reply(TEXT)
+    upstream.stream_pieces = list(TEXT)
+    base_url, guard, sink = proxy(RULES.replace("BLOCK_OR_REDACT", "block"))
+    pieces, finishes = collect(ask(base_url))
+    received = "".join(pieces)
+    assert "globex" not in received.lower()
+    assert not any(received.lower().endswith("globex"[:n]) for n in range(2, 6)), received
+    assert finishes[-1] == "content_filter"
+    assert received.endswith("Let's talk about our own products.")
+    (record,) = records(guard, sink)
+    assert record["stream"] is True and record["decision"] == "block"
+    assert record["output_rules"] == [{"id": "competitor", "action": "block"}]
+
+
+def test_redact_rule_rewrites_held_text_and_loses_nothing_else(
+        proxy: Any, upstream: FakeUpstream) -> None:
+    upstream.reply = fixed_reply(TEXT)
+    upstream.stream_pieces = list(TEXT)
+    base_url, guard, sink = proxy(RULES.replace("BLOCK_OR_REDACT", "redact"))
+    pieces, finishes = collect(ask(base_url))
+    assert "".join(pieces) == TEXT.replace("globex", "[REDACTED:competitor]")
+    assert finishes[-1] == "stop"
+    assert records(guard, sink)[0]["decision"] == "redact"
+
+
+def test_email_placeholder_split_across_three_chunks_is_restored_whole(
+        proxy: Any, upstream: FakeUpstream) -> None:
+    upstream.reply = fixed_reply("")
+    upstream.stream_pieces = ["I will write to <EMAIL_", "ADDRESS", "_1> today."]
+    base_url, guard, sink = proxy()
+    pieces, _ = collect(ask(base_url, "Please mail maria.gonzalez@example.org"))
+    assert "".join(pieces) == "I will write to maria.gonzalez@example.org today."
+    assert not any("<" in p or "ADDRESS" in p for p in pieces)
+    assert "maria" not in json.dumps(upstream.chat_requests[-1].body)
+    (record,) = records(guard, sink)
+    assert record["input_entities"] == {"EMAIL_ADDRESS": 1} and "maria" not in json.dumps(record)
+
+
+def test_pii_in_streamed_tool_call_arguments_is_restored(proxy: Any, upstream: FakeUpstream) -> None:
+    upstream.stream_chunk_chars = 3
+    base_url, _, _ = proxy()
+    tools = [{"type": "function", "function": {"name": "send_email", "parameters": {
+        "type": "object", "properties": {"to": {"type": "string"}}}}}]
+    arguments, names = "", []
+    for chunk in ask(base_url, "mail maria.gonzalez@example.org", tools=tools):
+        for call in chunk.choices[0].delta.tool_calls or [] if chunk.choices else []:
+            arguments += call.function.arguments or "" if call.function else ""
+            if call.function and call.function.name:
+                names.append(call.function.name)
+    assert names == ["send_email"]
+    assert json.loads(arguments) == {"to": "mail maria.gonzalez@example.org"}
+    sent = json.dumps(upstream.chat_requests[-1].body)
+    assert "maria" not in sent
+
+
+async def test_async_stream_ends_cleanly_after_a_mid_stream_block(
+        proxy: Any, upstream: FakeUpstream) -> None:
+    upstream.reply = fixed_reply(TEXT * 5)
+    upstream.stream_chunk_chars = 2
+    base_url, _, _ = proxy(RULES.replace("BLOCK_OR_REDACT", "block"))
+    async with openai.AsyncOpenAI(base_url=base_url, api_key="k", max_retries=0) as client:
+        stream = await client.chat.completions.create(
+            model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "hi"}])
+        finishes = [c.choices[0].finish_reason async for c in stream if c.choices]
+    assert finishes[-1] == "content_filter"
+    assert finishes.count("content_filter") == 1
+
+
+def test_usage_arrives_when_asked_for(proxy: Any, upstream: FakeUpstream) -> None:
+    upstream.reply = fixed_reply("All good.")
+    base_url, guard, sink = proxy()
+    chunks = list(ask(base_url, stream_options={"include_usage": True}))
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 11
+    assert records(guard, sink)[0]["usage"] == {"prompt_tokens": 7, "completion_tokens": 11}
+
+
+def test_first_chunk_arrives_before_the_upstream_has_finished(
+        proxy: Any, upstream: FakeUpstream) -> None:
+    upstream.reply = fixed_reply("word " * 200)
+    upstream.stream_chunk_chars = 5
+    upstream.stream_delay_s = 0.01
+    base_url, guard, sink = proxy()
+    stream = ask(base_url)
+    finished_when_first_text_arrived = None
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            finished_when_first_text_arrived = upstream.stream_finished
+            break
+    stream.close()
+    assert finished_when_first_text_arrived is False, "streaming is real, not buffered to the end"
+    assert "first_token" in records(guard, sink)[0]["latency_ms"]
+
+
+def test_disconnect_after_first_chunk_cancels_upstream_and_writes_one_record(
+        proxy: Any, upstream: FakeUpstream) -> None:
+    upstream.reply = fixed_reply("word " * 400)
+    upstream.stream_chunk_chars = 5
+    upstream.stream_delay_s = 0.01
+    base_url, guard, sink = proxy()
+    body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    with httpx2.Client() as client, client.stream("POST", f"{base_url}/chat/completions",
+                                                   json=body) as response:
+        for _ in response.iter_raw():
+            break
+    deadline = time.monotonic() + 5
+    while not upstream.stream_cancelled and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert upstream.stream_cancelled and not upstream.stream_finished
+    (record,) = records(guard, sink)
+    assert record["status"] == "client_disconnected" and record["truncated"] is True
+
+
+def test_broken_upstream_stream_gives_an_error_the_sdk_raises(
+        proxy: Any, upstream: FakeUpstream) -> None:
+    upstream.reply = fixed_reply("word " * 100)
+    upstream.stream_break_after = 10
+    base_url, guard, sink = proxy()
+    with pytest.raises(openai.APIError):
+        collect(ask(base_url))
+    record = records(guard, sink)[0]
+    assert record["status"] == "upstream_error" and record["truncated"] is True
+
+
+def test_stream_without_rules_hits_delivers_the_reply_exactly(
+        proxy: Any, upstream: FakeUpstream) -> None:
+    text = "Line one.\nLine two with unicode: café ✓, and a <tag> that is not a placeholder."
+    upstream.reply = fixed_reply(text)
+    upstream.stream_pieces = list(text)
+    base_url, _, _ = proxy()
+    pieces, finishes = collect(ask(base_url))
+    assert "".join(pieces) == text and finishes[-1] == "stop"

@@ -52,10 +52,11 @@ _IMAGE_CATEGORIES = frozenset({"self-harm", "self-harm/intent", "self-harm/instr
 class LoopbackServer:
     """Serve an ASGI app on 127.0.0.1 from a background thread; a context manager."""
 
-    def __init__(self, app: Any, *, lifespan: Literal["auto", "on", "off"] = "off") -> None:
+    def __init__(self, app: Any, *, lifespan: Literal["auto", "on", "off"] = "off",
+                 port: int = 0) -> None:
         self.app = app
         self.lifespan = lifespan
-        self.port = 0
+        self.port = port
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -69,7 +70,7 @@ class LoopbackServer:
                                 lifespan=self.lifespan, ws="none", access_log=False)
         self._server = uvicorn.Server(config)
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
+        self._socket.bind(("127.0.0.1", self.port))
         self.port = self._socket.getsockname()[1]
         self._thread = threading.Thread(target=self._server.run,
                                         kwargs={"sockets": [self._socket]}, daemon=True)
@@ -118,6 +119,7 @@ class FakeUpstream(OfflineUpstream):
         *,
         reply: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
         moderation_triggers: Mapping[str, Mapping[str, float]] | None = None,
+        port: int = 0,
     ) -> None:
         self.reply = reply or offline_reply
         self.moderation_triggers = dict(moderation_triggers or {
@@ -135,7 +137,7 @@ class FakeUpstream(OfflineUpstream):
         self.stream_finished = False
         self.requests: list[ReceivedRequest] = []
         super().__init__(keep=100_000)
-        self._server = LoopbackServer(self)
+        self._server = LoopbackServer(self, port=port)
 
     def routes(self, prefix: str) -> list[Route]:
         return [*super().routes(prefix),

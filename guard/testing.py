@@ -133,6 +133,8 @@ class FakeUpstream(OfflineUpstream):
         self.stream_pieces: list[str] | None = None
         self.stream_delay_s = 0.0
         self.stream_break_after: int | None = None
+        self.raw_stream: list[bytes] | None = None
+        """Exact bytes to stream instead of the reply (for hand-written SSE)."""
         self.stream_cancelled = False
         self.stream_finished = False
         self.requests: list[ReceivedRequest] = []
@@ -185,8 +187,9 @@ class FakeUpstream(OfflineUpstream):
                       for p in self.stream_pieces]
             chunks = head + pieces + tail
         self.stream_cancelled = self.stream_finished = False
+        events = self.raw_stream if self.raw_stream is not None else sse_lines(chunks)
         try:
-            for n, event in enumerate(sse_lines(chunks)):
+            for n, event in enumerate(events):
                 if self.stream_break_after is not None and n >= self.stream_break_after:
                     raise ConnectionResetError("fake upstream breaks the stream")
                 yield event

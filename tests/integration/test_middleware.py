@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx2
 import openai
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from examples.fastapi_app import build_app
@@ -91,3 +91,38 @@ def test_unguarded_routes_keep_their_bytes_and_headers(make_guard: GuardFactory)
     assert seen[0] == seen[1]
     guard.close()
     assert sink.records == [], "unguarded routes write no audit records"
+
+
+def test_an_apps_own_streaming_route_is_guarded(make_guard: GuardFactory) -> None:
+    guard, sink = make_guard()
+    key = "sk-proj-" + "Ab1" * 10
+
+    async def stream_route(request: Request) -> StreamingResponse:
+        body = await request.json()
+        said = body["messages"][0]["content"]  # what the app (and its model) received
+
+        async def events() -> AsyncIterator[bytes]:
+            for piece in ["Noted <EMAIL_", "ADDRESS_1>, your key is ", key[:10], key[10:], "."]:
+                chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0,
+                         "model": "m", "choices": [{"index": 0, "delta": {"content": piece},
+                                                    "finish_reason": None}]}
+                yield f"data: {json.dumps(chunk)}\n\n".encode()
+            done = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            yield f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode()
+
+        assert "@" not in said
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    app = GuardMiddleware(Starlette(routes=[Route("/v1/chat/completions", stream_route,
+                                                  methods=["POST"])]), guard=guard)
+    with LoopbackServer(app) as server:
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="k", max_retries=0)
+        stream = client.chat.completions.create(model="m", stream=True, messages=[
+            {"role": "user", "content": "I'm ann.lee@example.com"}])
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "Noted ann.lee@example.com, your key is [REDACTED:no-api-keys]."
+    guard.close()
+    (record,) = sink.records
+    assert record["stream"] is True and record["output_rules"] == [
+        {"id": "no-api-keys", "action": "redact"}]

@@ -223,3 +223,39 @@ def test_stream_without_rules_hits_delivers_the_reply_exactly(
     base_url, _, _ = proxy()
     pieces, finishes = collect(ask(base_url))
     assert "".join(pieces) == text and finishes[-1] == "stop"
+
+
+def test_monitor_mode_releases_everything_unaltered_and_records_the_block(
+        proxy: Any, upstream: FakeUpstream) -> None:
+    upstream.reply = fixed_reply(TEXT)
+    upstream.stream_pieces = list(TEXT)
+    base_url, guard, sink = proxy(RULES.replace("BLOCK_OR_REDACT", "block")
+                                  .replace("name: stream-rules", "name: watch\nmode: monitor"))
+    pieces, finishes = collect(ask(base_url))
+    assert "".join(pieces) == TEXT and finishes[-1] == "stop"
+    (record,) = records(guard, sink)
+    assert record["mode"] == "monitor" and record["decision"] == "block"
+    assert record["output_rules"] == [{"id": "competitor", "action": "block"}]
+
+
+def test_each_choice_of_n_is_checked_and_restored_on_its_own(
+        proxy: Any, upstream: FakeUpstream) -> None:
+    base_url, guard, sink = proxy()
+    body = {"model": "gpt-4o-mini", "stream": True, "n": 2,
+            "messages": [{"role": "user", "content": "mail maria.gonzalez@example.org"}]}
+    two_choices = [
+        f'data: {{"id":"c","object":"chat.completion.chunk","created":0,"model":"m","choices":'
+        f'[{{"index":{i},"delta":{{"content":"{piece}"}},"finish_reason":null}}]}}\n\n'
+        for piece, i in (("Hi <EMAIL_", 0), ("Yo <EMAIL_ADD", 1), ("ADDRESS_1>!", 0), ("RESS_1>?", 1))
+    ] + [
+        f'data: {{"id":"c","object":"chat.completion.chunk","created":0,"model":"m","choices":'
+        f'[{{"index":{i},"delta":{{}},"finish_reason":"stop"}}]}}\n\n' for i in (0, 1)
+    ] + ["data: [DONE]\n\n"]
+    upstream.raw_stream = [line.encode() for line in two_choices]
+    texts: dict[int, str] = {0: "", 1: ""}
+    with httpx2.stream("POST", f"{base_url}/chat/completions", json=body) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                for choice in json.loads(line[6:])["choices"]:
+                    texts[choice["index"]] += choice["delta"].get("content") or ""
+    assert texts == {0: "Hi maria.gonzalez@example.org!", 1: "Yo maria.gonzalez@example.org?"}

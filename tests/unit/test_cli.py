@@ -64,3 +64,15 @@ def test_policy_test_runs_all_shipped_policies(tmp_path: Path) -> None:
     result = run("policy", "test", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "0 failed" in result.stderr and "(3 policies)" in result.stderr
+
+
+def test_demo_tells_the_whole_story_offline(tmp_path: Path) -> None:
+    result = run("demo", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for title in ("PII in a chat history", "A flagged prompt", "breaks an output rule",
+                  "A tool call with an e-mail"):
+        assert title in out
+    assert "<EMAIL_ADDRESS_1>" in out and "guard.moderation" in out
+    assert "[REDACTED:no-api-keys]" in out and "guard-demo.db" in out
+    assert (tmp_path / "guard-demo.db").exists()

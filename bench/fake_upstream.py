@@ -15,7 +15,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from guard.testing import FakeUpstream  # noqa: E402
+from guard.testing import FakeUpstream
 
 
 def main() -> None:

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import httpx2
 
-
 BODY = {"model": "gpt-4o-mini", "stream": True, "messages": [
     {"role": "user", "content": "Write a long answer for Maria Gonzalez (maria@example.org)."}]}
 
@@ -83,13 +82,15 @@ async def concurrent(url: str, n: int) -> tuple[float, int, int]:
     if failures:
         kinds: dict[str, int] = {}
         for f in failures:
-            kinds[f"{type(f).__name__}: {str(f)[:80]}"] = kinds.get(f"{type(f).__name__}: {str(f)[:80]}", 0) + 1
+            kind = f"{type(f).__name__}: {str(f)[:80]}"
+            kinds[kind] = kinds.get(kind, 0) + 1
         print("errors:", kinds, file=sys.stderr)
     return elapsed, n - len(failures), len(failures)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokens", type=int, default=200)
     ap.add_argument("--delay", type=float, default=0.005)
     ap.add_argument("--runs", type=int, default=8)

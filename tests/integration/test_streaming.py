@@ -240,7 +240,7 @@ def test_monitor_mode_releases_everything_unaltered_and_records_the_block(
 
 def test_each_choice_of_n_is_checked_and_restored_on_its_own(
         proxy: Any, upstream: FakeUpstream) -> None:
-    base_url, guard, sink = proxy()
+    base_url, _, _ = proxy()
     body = {"model": "gpt-4o-mini", "stream": True, "n": 2,
             "messages": [{"role": "user", "content": "mail maria.gonzalez@example.org"}]}
     two_choices = [

@@ -74,9 +74,7 @@ def main() -> None:
         lambda t: stock.analyze(text=t, language="en", entities=ENTITIES),
         texts,
     )
-    guard_p50, guard_rate = measure(
-        "Guard, per text", lambda t: guard.analyze(t, ENTITIES, 0.5), texts
-    )
+    guard_p50, guard_rate = measure("Guard, per text", lambda t: guard.analyze(t, ENTITIES, 0.5), texts)
     started = time.perf_counter()
     guard.analyze_batch(texts, ENTITIES, 0.5)
     batch_rate = chars / (time.perf_counter() - started)

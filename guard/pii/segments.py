@@ -1,0 +1,41 @@
+"""Long texts are analysed in segments.
+
+spaCy refuses texts over ``nlp.max_length`` (1,000,000 characters) and, below that, NER plus
+Presidio's per-result bookkeeping grow faster than the text: one 1 MB prompt took 64 s and
+4.4 GB. Cutting a text into segments of at most :data:`MAX_SEGMENT` characters keeps time
+linear and memory flat. Cuts fall where PII is least likely to straddle them: at a blank
+line, else a line break, else the end of a sentence, else a space.
+"""
+
+from __future__ import annotations
+
+MAX_SEGMENT = 20_000
+_BREAKS = ("\n\n", "\n", ". ", " ")
+
+
+def split_segments(text: str, max_chars: int | None = None) -> list[tuple[int, str]]:
+    """``(offset, segment)`` pairs that concatenate back to ``text``.
+
+    Segments are at most ``max_chars`` (default :data:`MAX_SEGMENT`) characters long.
+
+    >>> split_segments("one two. three", max_chars=9)
+    [(0, 'one two. '), (9, 'three')]
+    """
+    max_chars = max_chars or MAX_SEGMENT
+    if len(text) <= max_chars:
+        return [(0, text)]
+    segments = []
+    start = 0
+    while len(text) - start > max_chars:
+        window_end = start + max_chars
+        floor = start + max_chars // 2  # never cut in the first half of a window
+        cut = window_end
+        for mark in _BREAKS:
+            at = text.rfind(mark, floor, window_end)
+            if at != -1:
+                cut = at + len(mark)
+                break
+        segments.append((start, text[start:cut]))
+        start = cut
+    segments.append((start, text[start:]))
+    return segments

@@ -95,6 +95,8 @@ def main() -> None:
     ap.add_argument("--delay", type=float, default=0.005)
     ap.add_argument("--runs", type=int, default=8)
     ap.add_argument("--concurrent", type=int, default=200)
+    ap.add_argument("--policy", default="default",
+                    help="policy for guard serve (a file or a shipped name)")
     a = ap.parse_args()
 
     upstream_port = free_port()
@@ -109,7 +111,8 @@ def main() -> None:
         env = {**os.environ, "GUARD_AUDIT": f"sqlite:///{tmp}/audit.db"}
         env.pop("OPENAI_API_KEY", None)
         server = subprocess.Popen([guard_bin, "serve", "--port", str(port), "--upstream",
-                                   upstream_url], env=env, cwd=tmp,
+                                   upstream_url, "--policy", str(Path(a.policy).resolve())
+                                   if Path(a.policy).exists() else a.policy], env=env, cwd=tmp,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60
@@ -125,6 +128,7 @@ def main() -> None:
             guarded = f"http://127.0.0.1:{port}/v1/chat/completions"
             asyncio.run(sequential(direct, guarded, 2))  # warm up both paths
             seq = asyncio.run(sequential(direct, guarded, a.runs))
+            direct_elapsed, direct_ok, direct_errors = asyncio.run(concurrent(direct, a.concurrent))
             before = rss_mb(server.pid)
             elapsed, ok, errors = asyncio.run(concurrent(guarded, a.concurrent))
             after = rss_mb(server.pid)
@@ -149,6 +153,8 @@ def main() -> None:
           f"(window fill time at this rate: {fill_ms:.1f} ms)")
     print(f"added total: {med('guard', 1) - med('direct', 1):+.1f} ms "
           f"({(med('guard', 1) / med('direct', 1) - 1) * 100:+.1f}%)")
+    print(f"{a.concurrent} concurrent streams direct: {direct_elapsed:.1f} s, {direct_ok} ok, "
+          f"{direct_errors} errors")
     print(f"{a.concurrent} concurrent streams through guard (1 worker): "
           f"{elapsed:.1f} s, {ok} ok, {errors} errors; again: {elapsed2:.1f} s, {ok2} ok, "
           f"{errors2} errors")

@@ -132,7 +132,8 @@ def run_demo(console: Console, audit_url: str) -> None:
         "moderation is the local classifier. No account, no network.", border_style="cyan"))
     asyncio.run(_run(console, audit_url))
     console.print(Rule("[bold]The audit store[/]"))
-    console.print(f"Records were written to [bold]{audit_url}[/]. Query them with SQL, e.g.:\n"
-                  f"  sqlite3 {audit_url.removeprefix('sqlite:///')} "
-                  "\"select ts, decision, status, json_extract(record, '$.input_entities') "
-                  "from guard_requests order by id\"", highlight=False)
+    console.print(f"Records were written to [bold]{audit_url}[/]. Review them with:\n"
+                  f"  guard audit query --sink {audit_url}\n"
+                  f"  guard audit stats --sink {audit_url}\n"
+                  f"  guard audit verify --sink {audit_url}\n"
+                  f"  guard audit serve --sink {audit_url}    # the review page", highlight=False)

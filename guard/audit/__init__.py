@@ -13,8 +13,17 @@ the writer's background thread writes batches to a sink chosen by URL::
 
 In tests, use a :class:`MemorySink` and read ``sink.records`` after ``writer.flush()``.
 
-Module map: ``sinks`` (protocol, stdout, jsonl, memory), ``sqlite`` (the SQLite store),
-``urls`` (sink URLs), ``writer`` (queue and thread), ``logger`` (the structlog pipeline).
+The writer links every record into its own hash chain (``chain``, ``seq``, ``prev_hash``,
+``hash``; HMAC with ``GUARD_AUDIT_HMAC_KEY``) and, for the SQLite and PostgreSQL stores,
+spools batches the store refuses to a local file and replays them when it is back. The
+reading side - queries, statistics, verify, export, purge and the review page - is what
+``guard audit`` runs (``python -m guard.audit.cli``).
+
+Module map. Writing: ``sinks`` (protocol, stdout, jsonl, memory), ``sqlite`` and ``postgres``
+(the stores), ``columns`` (queryable columns of a record), ``urls`` (sink URLs), ``writer``
+(queue and thread), ``chain`` (hash chain), ``spool`` (the spool files), ``logger`` (the
+structlog pipeline). Reading: ``store`` (filters, records, stats), ``timeparse``, ``verify``,
+``export``, ``purge``, ``cli`` (``guard audit``), ``web`` (the review page).
 """
 
 from __future__ import annotations

@@ -142,7 +142,7 @@ class AuditLogger:
 
     >>> from guard.audit import AuditWriter, MemorySink
     >>> sink = MemorySink()
-    >>> writer = AuditWriter(sink)
+    >>> writer = AuditWriter(sink, chain=False)
     >>> AuditLogger(writer).emit({"request_id": "r1", "prompt": "never stored"})
     >>> writer.close()
     >>> sink.records

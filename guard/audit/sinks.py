@@ -53,15 +53,21 @@ def to_jsonable(value: Any) -> Any:
     kept as text rather than failing the batch: a record the sink can never write would
     otherwise be retried forever and stall the trail behind it.
 
-    >>> to_jsonable({"n": (1, 2), 3: float("nan")})
-    {'n': [1, 2], '3': 'nan'}
+    Strings lose what no store can hold (NUL, which PostgreSQL refuses, and lone
+    surrogates, which UTF-8 cannot encode): both become U+FFFD, so one odd value cannot
+    make a batch fail forever.
+
+    >>> to_jsonable({"n": (1, 2), 3: float("nan"), "s": "a\\x00b"})
+    {'n': [1, 2], '3': 'nan', 's': 'a\ufffdb'}
     """
-    if value is None or isinstance(value, str | bool | int):
+    if isinstance(value, str):
+        return _storable(value)
+    if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
+        return {_storable(str(k)): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [to_jsonable(v) for v in value]
     if isinstance(value, dt.datetime | dt.date):
@@ -69,6 +75,17 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return to_jsonable(value.value)
     return str(value)
+
+
+def _storable(text: str) -> str:
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+    return text
 
 
 class StdoutSink:

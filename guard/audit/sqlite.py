@@ -1,10 +1,14 @@
-"""The SQLite audit store: one row per call, queryable columns plus the canonical record.
+"""The SQLite audit store (writing side): one row per record, queryable columns plus the record.
 
-The columns are copies of record fields a reviewer filters on (who, when, which policy,
-what was decided); ``record`` holds the whole record as canonical JSON and is the source
-of truth. WAL mode lets ``guard audit`` read while the server writes, and ``busy_timeout``
-lets several worker processes share one file. ``request_id`` is unique and inserts use
-``INSERT OR IGNORE``, so replaying a batch after a failed commit never duplicates a call.
+The columns (see ``columns``) are copies of record fields a reviewer filters on; ``record``
+holds the whole record as canonical JSON and is the source of truth the hash chain covers.
+WAL mode lets ``guard audit`` read while the server writes, and ``busy_timeout`` lets several
+worker processes share one file. ``request_id`` and ``(chain, seq)`` are unique and inserts
+use ``INSERT OR IGNORE``, so replaying a batch (from the spool, after a crash) never
+duplicates a record.
+
+Schema versions live in ``PRAGMA user_version`` and are applied in order by :func:`connect`;
+version 2 added the chain, the tag columns and ``guard_audit_meta``.
 """
 
 from __future__ import annotations
@@ -17,17 +21,22 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from guard.audit.sinks import canonical_json
+from guard.audit.columns import COLUMN_TYPES, COLUMNS, row_of
+from guard.audit.spool import spool_dir_for
 from guard.errors import ConfigError
 
-SCHEMA_VERSION = 1
+__all__ = ["SCHEMA_VERSION", "SQLiteSink", "connect", "ensure_schema", "insert_rows",
+           "memory_database", "read_sqlite", "row_of"]
+
+SCHEMA_VERSION = 2
 """Stored in ``PRAGMA user_version``; bump it with a migration when the table changes."""
 
 BUSY_TIMEOUT_MS = 5_000
 
-# AUTOINCREMENT so that ids are never reused, even after the newest rows are deleted: the
-# id order is the write order a reviewer (and the hash chain) can rely on.
-_SCHEMA = """
+# Version 1, exactly as it was shipped: later versions migrate from it. AUTOINCREMENT so
+# that ids are never reused, even after the newest rows are deleted: within a chain the id
+# order is the write order, which verify relies on to notice reordering.
+_V1 = """
 CREATE TABLE IF NOT EXISTS guard_requests (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     request_id TEXT UNIQUE,
@@ -53,60 +62,22 @@ CREATE INDEX IF NOT EXISTS guard_requests_principal ON guard_requests (principal
 CREATE INDEX IF NOT EXISTS guard_requests_decision ON guard_requests (decision);
 CREATE INDEX IF NOT EXISTS guard_requests_policy_name ON guard_requests (policy_name);
 """
+_V1_COLUMNS = ("request_id", "ts", "principal", "route", "model", "policy_name", "policy_sha256",
+               "mode", "decision", "status", "stream", "cost_usd", "prompt_tokens",
+               "completion_tokens", "prev_hash", "hash", "record")
+_SQL_TYPES = {"int": "INTEGER", "real": "REAL", "text not null": "TEXT NOT NULL"}
 
-_COLUMNS = (
-    "request_id", "ts", "principal", "route", "model", "policy_name", "policy_sha256", "mode",
-    "decision", "status", "stream", "cost_usd", "prompt_tokens", "completion_tokens",
-    "prev_hash", "hash", "record",
-)
+_V2_INDEXES = """
+CREATE UNIQUE INDEX IF NOT EXISTS guard_requests_chain_seq ON guard_requests (chain, seq);
+CREATE INDEX IF NOT EXISTS guard_requests_policy_sha256 ON guard_requests (policy_sha256);
+CREATE INDEX IF NOT EXISTS guard_requests_event ON guard_requests (event);
+CREATE TABLE IF NOT EXISTS guard_audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
 _INSERT = (
-    f"INSERT OR IGNORE INTO guard_requests ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+    f"INSERT OR IGNORE INTO guard_requests ({', '.join(COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in COLUMNS)})"
 )
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int) else None  # bool is an int: True -> 1
-
-
-def _real(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _field(record: Mapping[str, Any], outer: str, inner: str) -> Any:
-    nested = record.get(outer)
-    return nested.get(inner) if isinstance(nested, Mapping) else None
-
-
-def row_of(record: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The column values for ``record``, in ``_COLUMNS`` order.
-
-    A field of an unexpected type becomes NULL in its column instead of failing the batch;
-    it is still in ``record``.
-    """
-    return (
-        _text(record.get("request_id")),
-        _text(record.get("ts")),
-        _text(record.get("principal")),
-        _text(record.get("route")),
-        _text(record.get("model")),
-        _text(_field(record, "policy", "name")),
-        _text(_field(record, "policy", "sha256")),
-        _text(record.get("mode")),
-        _text(record.get("decision")),
-        _text(record.get("status")),
-        _int(record.get("stream")),
-        _real(record.get("cost_usd")),
-        _int(_field(record, "usage", "prompt_tokens")),
-        _int(_field(record, "usage", "completion_tokens")),
-        _text(record.get("prev_hash")),
-        _text(record.get("hash")),
-        canonical_json(record),
-    )
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
@@ -117,12 +88,93 @@ def _rollback(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def _statements(script: str) -> list[str]:
+    return [s for s in script.split(";") if s.strip()]
+
+
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    """Add the chain and tag columns; fill them for rows written by version 1.
+
+    Rows from before the chain have no ``chain``; ``unchained_before_id`` remembers where
+    they end, so ``verify`` can tell them from a row inserted later by hand.
+    """
+    for column in COLUMNS:
+        if column not in _V1_COLUMNS:
+            kind = _SQL_TYPES.get(COLUMN_TYPES.get(column, ""), "TEXT")
+            conn.execute(f"ALTER TABLE guard_requests ADD COLUMN {column} {kind}")
+    for statement in _statements(_V2_INDEXES):
+        conn.execute(statement)
+    old = conn.execute("SELECT id, record FROM guard_requests").fetchall()
+    updates = []
+    for row_id, text in old:
+        try:
+            record = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            updates.append((*row_of(record)[:-1], row_id))
+    if updates:
+        sets = ", ".join(f"{c} = ?" for c in COLUMNS[:-1])
+        conn.executemany(f"UPDATE guard_requests SET {sets} WHERE id = ?", updates)
+    (last,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM guard_requests").fetchone()
+    conn.execute("INSERT OR REPLACE INTO guard_audit_meta (key, value) "
+                 "VALUES ('unchained_before_id', ?)", (str(last),))
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    """Create or migrate the schema in one write transaction (autocommit connection)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Read again under the write lock: another process may have migrated meanwhile.
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version < 1:
+            for statement in _statements(_V1):
+                conn.execute(statement)
+        if version < 2:
+            _migrate_to_2(conn)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+
+
+def memory_database() -> sqlite3.Connection:
+    """An empty store in memory: how records from a JSON-lines file become queryable."""
+    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    ensure_schema(conn)
+    return conn
+
+
+def insert_rows(conn: sqlite3.Connection, records: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``records`` (ignoring ones already stored) inside the caller's transaction."""
+    conn.executemany(_INSERT, [row_of(r) for r in records])
+
+
+def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     """A connection to the store at ``path`` in WAL mode, with the schema in place.
 
-    Raises :class:`ConfigError` when WAL cannot be enabled (some network file systems) or
-    when the file was written by a newer Guard.
+    ``read_only`` opens an existing store without ever writing to it (no migration: an old
+    store must be opened once by a writer first). Raises :class:`ConfigError` when WAL
+    cannot be enabled (some network file systems) or when the file was written by a newer
+    Guard.
     """
+    if read_only:
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True,
+                               check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        if version != SCHEMA_VERSION:
+            conn.close()
+            raise ConfigError(
+                f"audit database {path} has schema version {version}, this Guard reads "
+                f"{SCHEMA_VERSION}; " + ("upgrade Guard" if version > SCHEMA_VERSION else
+                                         "start a Guard writer on it once to migrate it"))
+        return conn
     # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT) below.
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
@@ -139,16 +191,8 @@ def connect(path: Path) -> sqlite3.Connection:
                 f"audit database {path} has schema version {version}, newer than this "
                 f"Guard supports ({SCHEMA_VERSION}); upgrade Guard or use another file"
             )
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            _rollback(conn)
-            raise
+        if version < SCHEMA_VERSION:
+            ensure_schema(conn)
     except BaseException:
         conn.close()
         raise
@@ -164,7 +208,13 @@ class SQLiteSink:
     ``check_same_thread=False`` safe: the connection is never used by two threads at once,
     even if a sink is shared or closed from another thread. A write after :meth:`close`
     opens a new connection.
+
+    ``spool_dir`` (``<file>.spool`` beside the database, or under ``GUARD_AUDIT_SPOOL``)
+    is where the writer spools batches the database refuses (locked for too long, disk
+    full); ``chain_markers`` asks the writer to mark where its chain starts and ends.
     """
+
+    chain_markers = True
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -173,6 +223,8 @@ class SQLiteSink:
             connect(self.path).close()
         except (sqlite3.Error, OSError) as exc:
             raise ConfigError(f"cannot open audit database {self.path}: {exc}") from exc
+        self.spool_dir = spool_dir_for("sqlite", str(self.path.absolute()),
+                                       self.path.with_name(self.path.name + ".spool"))
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
 
@@ -180,7 +232,7 @@ class SQLiteSink:
         rows = [row_of(r) for r in records]
         with self._lock:
             if self._conn is None:
-                # Runs the schema again: cheap, and survives the file being replaced.
+                # Checks the schema again: cheap, and survives the file being replaced.
                 self._conn = connect(self.path)
             conn = self._conn
             try:
@@ -205,14 +257,20 @@ class SQLiteSink:
 
 
 def read_sqlite(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
-    """The records stored at ``path``, oldest first; with ``limit``, the newest ``limit``."""
-    conn = sqlite3.connect(path)
+    """The request records stored at ``path``, oldest first; with ``limit``, the newest ``limit``.
+
+    Chain markers and purge events (``guard.audit.*``) are left out: they describe the
+    trail, not a call.
+    """
+    conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
     try:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        where = "WHERE event IS NULL OR event NOT LIKE 'guard.audit.%'" if version >= 2 else ""
         if limit is None:
-            rows = conn.execute("SELECT record FROM guard_requests ORDER BY id").fetchall()
+            rows = conn.execute(f"SELECT record FROM guard_requests {where} ORDER BY id").fetchall()
         else:
             rows = conn.execute(
-                "SELECT record FROM guard_requests ORDER BY id DESC LIMIT ?", (limit,)
+                f"SELECT record FROM guard_requests {where} ORDER BY id DESC LIMIT ?", (limit,)
             ).fetchall()
             rows.reverse()
     finally:

@@ -10,6 +10,7 @@ URL                                 destination
 ``sqlite:////var/lib/guard/a.db``   SQLite file ``/var/lib/guard/a.db`` (absolute, 4 slashes)
 ``sqlite://guard-audit.db``         same as ``sqlite:///guard-audit.db``
 ``memory://`` or ``memory://name``  a process-wide :class:`MemorySink` per name (tests)
+``postgresql://u:pw@host:5432/db``  PostgreSQL (``postgres://`` too; libpq query parameters kept)
 ==================================  =============================================================
 
 The two file schemes differ on purpose, each following the convention its users know:
@@ -35,6 +36,7 @@ from guard.audit.sinks import (
     named_memory_sink,
 )
 from guard.audit.sqlite import SQLiteSink, read_sqlite
+from guard.audit.store import AuditStore, memory_store, postgres_store, sqlite_store
 from guard.errors import ConfigError
 
 _SUPPORTED = (
@@ -42,6 +44,7 @@ _SUPPORTED = (
     "'stdout', "
     "'jsonl:///var/log/guard/audit.jsonl' (absolute) or 'jsonl://audit.jsonl' (relative), "
     "'sqlite:///guard-audit.db' (relative) or 'sqlite:////var/lib/guard/audit.db' (absolute), "
+    "'postgresql://user:password@host:5432/database', "
     "'memory://'"
 )
 _DEFAULT_MEMORY = "default"
@@ -68,11 +71,17 @@ def _path(url: str, scheme: str, rest: str) -> Path:
     return path
 
 
+def _is_control(record: dict[str, Any]) -> bool:
+    return str(record.get("event", "")).startswith("guard.audit.")
+
+
 def open_sink(url: str) -> AuditSink:
     """Build the sink a URL names (see the table in this module's docstring).
 
-    Raises :class:`ConfigError` for an unknown scheme (listing the supported ones), for
-    ``postgresql://`` (not available yet) and for a file that cannot be created.
+    Raises :class:`ConfigError` for an unknown scheme (listing the supported ones), for a
+    file that cannot be created and for a PostgreSQL server that refuses the credentials or
+    lacks the database. A PostgreSQL server that is down is not an error: the writer spools
+    until it is back.
 
     >>> sink = open_sink("memory://doctest")
     >>> type(sink).__name__
@@ -86,10 +95,9 @@ def open_sink(url: str) -> AuditSink:
     if scheme == "memory":
         return named_memory_sink(rest or _DEFAULT_MEMORY)
     if scheme in ("postgresql", "postgres"):
-        raise ConfigError(
-            f"audit sink {url!r}: PostgreSQL is not available yet; "
-            "use 'sqlite:///guard-audit.db' for now"
-        )
+        from guard.audit.postgres import PostgresSink
+
+        return PostgresSink(url.strip())
     if scheme == "jsonl":
         path = _path(url, scheme, rest)
         try:
@@ -104,8 +112,9 @@ def open_sink(url: str) -> AuditSink:
 def read_records(source: str | MemorySink, limit: int | None = None) -> list[dict[str, Any]]:
     """The records in an audit store, oldest first; with ``limit``, only the newest ``limit``.
 
-    ``source`` is a sink URL (``sqlite``, ``jsonl`` or ``memory``) or a :class:`MemorySink`.
-    Reading never creates a store: a missing file raises :class:`ConfigError`.
+    ``source`` is a sink URL (``sqlite``, ``postgresql``, ``jsonl`` or ``memory``) or a
+    :class:`MemorySink`. Reading never creates a store: a missing file raises
+    :class:`ConfigError`. Trail events (chain markers, purges) are left out of the stores.
 
     >>> read_records("memory://empty-example")
     []
@@ -125,12 +134,52 @@ def read_records(source: str | MemorySink, limit: int | None = None) -> list[dic
             if scheme == "sqlite":
                 return read_sqlite(path, limit)
             # A bounded deque: the newest ``limit`` lines without holding the whole file.
-            records = list(deque(iter_jsonl(path), maxlen=limit))
+            records = list(deque((r for r in iter_jsonl(path) if not _is_control(r)),
+                                 maxlen=limit))
+        elif scheme in ("postgresql", "postgres"):
+            with open_store(source) as store:
+                found = [r.record for r in store.records(limit=limit, newest_first=True)]
+            found.reverse()
+            return found
         else:
             raise ConfigError(
-                f"audit sink {source!r} cannot be read back; use a sqlite://, jsonl:// "
-                "or memory:// sink"
+                f"audit sink {source!r} cannot be read back; use a sqlite://, postgresql://, "
+                "jsonl:// or memory:// sink"
             )
     if limit is None:
         return records
     return records[len(records) - limit:] if limit else []
+
+
+def open_store(url: str, *, writable: bool = False) -> AuditStore:
+    """The reading side of the store a sink URL names (see :mod:`guard.audit.store`).
+
+    ``sqlite://`` and ``postgresql://`` are opened read-only unless ``writable`` (purge);
+    ``jsonl://`` files and ``memory://`` sinks are loaded into memory and are read-only.
+    Raises :class:`ConfigError` for a missing file, an unknown scheme or a store that
+    cannot be reached (the message says which and why).
+    """
+    scheme, rest = _split(url)
+    if scheme == "sqlite":
+        return sqlite_store(_path(url, scheme, rest), label=url, writable=writable)
+    if scheme in ("postgresql", "postgres"):
+        from guard.audit.errors import StoreError
+
+        try:
+            return postgres_store(url.strip(), writable=writable)
+        except StoreError as exc:
+            raise ConfigError(str(exc)) from None
+    if writable:
+        raise ConfigError(f"audit sink {url!r} cannot be changed; purge works on sqlite:// "
+                          "and postgresql:// stores")
+    if scheme in ("jsonl", "memory"):
+        if scheme == "jsonl":
+            path = _path(url, scheme, rest)
+            if not path.is_file():
+                raise ConfigError(f"no audit file at {path} (from {url!r})")
+            records = list(iter_jsonl(path))
+        else:
+            records = named_memory_sink(rest or _DEFAULT_MEMORY).records
+        return memory_store(records, label=url)
+    raise ConfigError(f"audit sink {url!r} cannot be read back; use a sqlite://, postgresql://, "
+                      "jsonl:// or memory:// sink")

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from guard.audit import AuditWriter, MemorySink, open_sink, read_records
+from guard.audit.errors import StoreError
+from guard.audit.postgres import PostgresSink
 from guard.audit.sqlite import SCHEMA_VERSION, SQLiteSink
 from guard.errors import ConfigError
 
@@ -48,7 +50,8 @@ def canonical(record: dict[str, Any]) -> str:
 
 
 def write_all(url: str, records: list[dict[str, Any]]) -> None:
-    writer = AuditWriter(open_sink(url))
+    # Unchained, so that what is stored is exactly what was emitted (chains: test_audit_chain).
+    writer = AuditWriter(open_sink(url), chain=False)
     for record in records:
         writer.emit(record)
     writer.close()
@@ -69,6 +72,14 @@ def test_sqlite_round_trip_fills_the_columns_and_stores_canonical_json(tmp_path:
     conn.close()
     assert dict(row) == {
         "id": 1,
+        "event": None,
+        "chain": None,
+        "seq": None,
+        "code": None,
+        "latency_ms": 40.0,
+        "entities": "|PERSON=2|",
+        "categories": None,
+        "rules": "|no-secrets=warn|",
         "request_id": "req-1",
         "ts": "2025-01-01T12:00:00.000Z",
         "principal": "p-3f2a",
@@ -292,9 +303,24 @@ def test_unknown_sink_scheme_raises_config_error_listing_the_schemes() -> None:
         assert example in message
 
 
-def test_postgresql_is_refused_as_not_available_yet() -> None:
-    with pytest.raises(ConfigError, match="PostgreSQL is not available yet"):
-        open_sink("postgresql://guard@db/audit")
+def test_postgresql_sink_that_is_down_at_start_is_built_and_spools_beside_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GUARD_AUDIT_SPOOL", str(tmp_path / "spool"))
+
+    sink = open_sink("postgresql://guard:secret@127.0.0.1:1/audit")  # nothing listens on :1
+
+    assert isinstance(sink, PostgresSink)
+    assert sink.spool_dir.parent == tmp_path / "spool"
+    with pytest.raises(StoreError) as info:
+        sink.write([make_record()])
+    assert "127.0.0.1" in str(info.value) and "secret" not in str(info.value)
+    sink.close()
+
+
+def test_postgresql_url_without_host_or_database_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="names no host or database"):
+        open_sink("postgresql://")
 
 
 @pytest.mark.parametrize("url", ["guard-audit.db", "jsonl://", "sqlite://", "sqlite:///", "stdout://x"])

@@ -17,6 +17,7 @@ from guard.errors import (
     WireFormatError,
 )
 from guard.policy import Policy, load_policy, parse_policy
+from guard.sdk import context, protect, wrap
 from guard.settings import Settings
 from guard.values import Finding, ModerationVerdict, Span
 
@@ -37,6 +38,9 @@ __all__ = [
     "Settings",
     "Span",
     "WireFormatError",
+    "context",
     "load_policy",
     "parse_policy",
+    "protect",
+    "wrap",
 ]

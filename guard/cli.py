@@ -1,4 +1,4 @@
-"""The ``guard`` command: scan text, check and test policies (serve, audit ... follow).
+"""The ``guard`` command: scan text, serve, demo, check and test policies, review the audit trail.
 
 Human output goes through rich; machine output (``--format json|spans``) is plain JSON on
 stdout so it can be piped. Errors say what to do and exit non-zero; no tracebacks for
@@ -260,6 +260,11 @@ def policy_test(paths: tuple[Path, ...], verbose: bool) -> None:
     err.print(f"[{colour}]{total - failed} passed, {failed} failed[/] "
               f"({len(policies)} polic{'y' if len(policies) == 1 else 'ies'})")
     sys.exit(1 if failed else 0)
+
+
+from guard.audit.cli import audit as audit_group  # noqa: E402
+
+main.add_command(audit_group)
 
 
 def run() -> None:

@@ -17,9 +17,9 @@ The engine does no network I/O of its own beyond the moderation provider; its CP
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from guard.audit import AuditLogger, AuditSink, AuditWriter, open_sink
 from guard.call import Call
@@ -32,6 +32,9 @@ from guard.values import ModerationVerdict, Span
 
 if TYPE_CHECKING:
     from guard.pii import PiiDetector
+    from guard.sdk import GuardContext
+
+ClientT = TypeVar("ClientT")
 
 OUTPUT_MODERATION_RULE = "output-moderation"
 
@@ -143,3 +146,36 @@ class Guard:
     def close(self) -> None:
         """Flush the audit trail. Safe to call more than once."""
         self.audit_writer.close()
+
+    # -- around OpenAI SDK calls (thin: see guard.sdk) ------------------------------------
+
+    def wrap(self, client: ClientT, *, policy: str | Path | Policy | None = None) -> ClientT:
+        """A copy of an OpenAI SDK client whose calls go through this guard.
+
+        >>> client = guard.wrap(OpenAI())  # doctest: +SKIP
+        """
+        from guard.sdk import wrap
+
+        return wrap(client, policy=policy, guard=self)
+
+    def protect(self, fn: Callable[..., Any] | None = None, *, user: str | None = None,
+                purpose: str | None = None, tags: Sequence[str] | None = None,
+                policy: str | Path | Policy | None = None) -> Any:
+        """Decorator: every SDK call the function makes is guarded and attributed.
+
+        >>> @guard.protect(user="u1", purpose="support")  # doctest: +SKIP
+        ... def answer(question: str) -> str: ...
+        """
+        from guard.sdk import protect
+
+        if fn is not None:
+            return protect(fn, guard=self)
+        return protect(user=user, purpose=purpose, tags=tags, policy=policy, guard=self)
+
+    def context(self, *, user: str | None = None, purpose: str | None = None,
+                tags: Sequence[str] | None = None,
+                policy: str | Path | Policy | None = None) -> GuardContext:
+        """``with guard.context(user="u1"):`` — ``protect`` for a block (also ``async with``)."""
+        from guard.sdk import context
+
+        return context(user=user, purpose=purpose, tags=tags, policy=policy, guard=self)

@@ -9,60 +9,28 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx2
 import openai
 import pytest
 
-from guard import Guard, MemorySink
-from guard.proxy import create_app
-from guard.testing import FakeUpstream, LoopbackServer
-from tests.conftest import GuardFactory
+from guard.testing import FakeUpstream
+from tests.integration.conftest import ProxyFactory
+from tests.support.sdk import records
 
 PII = ["Maria Gonzalez", "maria.gonzalez@example.org", "(415) 555-0132"]
 
-ProxyFactory = Callable[..., tuple[str, Guard, MemorySink]]
 
 
-@pytest.fixture
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as fake:
-        yield fake
 
 
-@pytest.fixture
-def proxy(make_guard: GuardFactory, upstream: FakeUpstream) -> Iterator[ProxyFactory]:
-    """``proxy(policy_yaml=None, **create_app_kwargs) -> (base_url, guard, sink)``."""
-    servers: list[LoopbackServer] = []
-
-    def start(yaml_text: str | None = None, **kwargs: Any) -> tuple[str, Guard, MemorySink]:
-        guard, sink = make_guard(yaml_text, moderation_provider=None,
-                                 upstream_url=upstream.base_url)
-        kwargs.setdefault("upstream_url", upstream.base_url)
-        server = LoopbackServer(create_app(guard, **kwargs), lifespan="on")
-        server.start()
-        servers.append(server)
-        return f"{server.url}/v1", guard, sink
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def client(base_url: str, key: str = "sk-client-key") -> openai.OpenAI:
     return openai.OpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=20)
 
 
-def records(guard: Guard, sink: MemorySink, at_least: int = 1) -> list[dict[str, Any]]:
-    """The audit records so far; the proxy writes one just after its answer went out."""
-    deadline = time.monotonic() + 5
-    while True:
-        guard.audit_writer.flush()
-        if len(sink.records) >= at_least or time.monotonic() > deadline:
-            return sink.records
-        time.sleep(0.01)
 
 
 def assert_no_pii(*things: Any) -> None:

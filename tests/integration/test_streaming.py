@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx2
 import openai
 import pytest
 
-from guard import Guard, MemorySink
-from guard.proxy import create_app
-from guard.testing import FakeUpstream, LoopbackServer
-from tests.conftest import GuardFactory
+from guard.testing import FakeUpstream
+from tests.integration.conftest import ProxyFactory
+from tests.support.sdk import records
 
 RULES = """
 version: 1
@@ -30,35 +28,10 @@ output:
 """
 
 
-@pytest.fixture
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream() as fake:
-        yield fake
 
 
-@pytest.fixture
-def proxy(make_guard: GuardFactory, upstream: FakeUpstream) -> Iterator[Any]:
-    servers: list[LoopbackServer] = []
-
-    def start(yaml_text: str | None = None) -> tuple[str, Guard, MemorySink]:
-        guard, sink = make_guard(yaml_text, moderation_provider=None, upstream_url=upstream.base_url)
-        server = LoopbackServer(create_app(guard, upstream_url=upstream.base_url), lifespan="on")
-        server.start()
-        servers.append(server)
-        return f"{server.url}/v1", guard, sink
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
-def records(guard: Guard, sink: MemorySink, at_least: int = 1) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + 5
-    while True:
-        guard.audit_writer.flush()
-        if len(sink.records) >= at_least or time.monotonic() > deadline:
-            return sink.records
-        time.sleep(0.01)
 
 
 def fixed_reply(text: str) -> Any:
@@ -91,7 +64,7 @@ TEXT = "We compare well: unlike the globex deal, ours ships today with support i
 
 
 def test_forbidden_word_one_char_per_chunk_never_reaches_the_client(
-        proxy: Any, upstream: FakeUpstream) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
     upstream.reply = fixed_reply(TEXT)
     upstream.stream_pieces = list(TEXT)
     base_url, guard, sink = proxy(RULES.replace("BLOCK_OR_REDACT", "block"))
@@ -107,7 +80,7 @@ def test_forbidden_word_one_char_per_chunk_never_reaches_the_client(
 
 
 def test_redact_rule_rewrites_held_text_and_loses_nothing_else(
-        proxy: Any, upstream: FakeUpstream) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
     upstream.reply = fixed_reply(TEXT)
     upstream.stream_pieces = list(TEXT)
     base_url, guard, sink = proxy(RULES.replace("BLOCK_OR_REDACT", "redact"))
@@ -118,7 +91,7 @@ def test_redact_rule_rewrites_held_text_and_loses_nothing_else(
 
 
 def test_email_placeholder_split_across_three_chunks_is_restored_whole(
-        proxy: Any, upstream: FakeUpstream) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
     upstream.reply = fixed_reply("")
     upstream.stream_pieces = ["I will write to <EMAIL_", "ADDRESS", "_1> today."]
     base_url, guard, sink = proxy()
@@ -130,7 +103,7 @@ def test_email_placeholder_split_across_three_chunks_is_restored_whole(
     assert record["input_entities"] == {"EMAIL_ADDRESS": 1} and "maria" not in json.dumps(record)
 
 
-def test_pii_in_streamed_tool_call_arguments_is_restored(proxy: Any, upstream: FakeUpstream) -> None:
+def test_pii_in_streamed_tool_call_arguments_is_restored(proxy: ProxyFactory, upstream: FakeUpstream) -> None:
     upstream.stream_chunk_chars = 3
     base_url, _, _ = proxy()
     tools = [{"type": "function", "function": {"name": "send_email", "parameters": {
@@ -148,7 +121,7 @@ def test_pii_in_streamed_tool_call_arguments_is_restored(proxy: Any, upstream: F
 
 
 async def test_async_stream_ends_cleanly_after_a_mid_stream_block(
-        proxy: Any, upstream: FakeUpstream) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
     upstream.reply = fixed_reply(TEXT * 5)
     upstream.stream_chunk_chars = 2
     base_url, _, _ = proxy(RULES.replace("BLOCK_OR_REDACT", "block"))
@@ -160,7 +133,7 @@ async def test_async_stream_ends_cleanly_after_a_mid_stream_block(
     assert finishes.count("content_filter") == 1
 
 
-def test_usage_arrives_when_asked_for(proxy: Any, upstream: FakeUpstream) -> None:
+def test_usage_arrives_when_asked_for(proxy: ProxyFactory, upstream: FakeUpstream) -> None:
     upstream.reply = fixed_reply("All good.")
     base_url, guard, sink = proxy()
     chunks = list(ask(base_url, stream_options={"include_usage": True}))
@@ -169,7 +142,7 @@ def test_usage_arrives_when_asked_for(proxy: Any, upstream: FakeUpstream) -> Non
 
 
 def test_first_chunk_arrives_before_the_upstream_has_finished(
-        proxy: Any, upstream: FakeUpstream) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
     upstream.reply = fixed_reply("word " * 200)
     upstream.stream_chunk_chars = 5
     upstream.stream_delay_s = 0.01
@@ -186,7 +159,7 @@ def test_first_chunk_arrives_before_the_upstream_has_finished(
 
 
 def test_disconnect_after_first_chunk_cancels_upstream_and_writes_one_record(
-        proxy: Any, upstream: FakeUpstream) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
     upstream.reply = fixed_reply("word " * 400)
     upstream.stream_chunk_chars = 5
     upstream.stream_delay_s = 0.01
@@ -205,7 +178,7 @@ def test_disconnect_after_first_chunk_cancels_upstream_and_writes_one_record(
 
 
 def test_broken_upstream_stream_gives_an_error_the_sdk_raises(
-        proxy: Any, upstream: FakeUpstream) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
     upstream.reply = fixed_reply("word " * 100)
     upstream.stream_break_after = 10
     base_url, guard, sink = proxy()
@@ -216,7 +189,7 @@ def test_broken_upstream_stream_gives_an_error_the_sdk_raises(
 
 
 def test_stream_without_rules_hits_delivers_the_reply_exactly(
-        proxy: Any, upstream: FakeUpstream) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
     text = "Line one.\nLine two with unicode: café ✓, and a <tag> that is not a placeholder."
     upstream.reply = fixed_reply(text)
     upstream.stream_pieces = list(text)
@@ -226,7 +199,7 @@ def test_stream_without_rules_hits_delivers_the_reply_exactly(
 
 
 def test_monitor_mode_releases_everything_unaltered_and_records_the_block(
-        proxy: Any, upstream: FakeUpstream) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
     upstream.reply = fixed_reply(TEXT)
     upstream.stream_pieces = list(TEXT)
     base_url, guard, sink = proxy(RULES.replace("BLOCK_OR_REDACT", "block")
@@ -239,7 +212,7 @@ def test_monitor_mode_releases_everything_unaltered_and_records_the_block(
 
 
 def test_each_choice_of_n_is_checked_and_restored_on_its_own(
-        proxy: Any, upstream: FakeUpstream) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
     base_url, _, _ = proxy()
     body = {"model": "gpt-4o-mini", "stream": True, "n": 2,
             "messages": [{"role": "user", "content": "mail maria.gonzalez@example.org"}]}

@@ -1,0 +1,44 @@
+"""Fixtures for integration tests: a fake upstream and the proxy in front of it, on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from guard import Guard, MemorySink
+from guard.proxy import create_app
+from guard.testing import FakeUpstream, LoopbackServer
+from tests.conftest import GuardFactory
+
+ProxyFactory = Callable[..., tuple[str, Guard, MemorySink]]
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as fake:
+        yield fake
+
+
+@pytest.fixture
+def proxy(make_guard: GuardFactory, upstream: FakeUpstream) -> Iterator[ProxyFactory]:
+    """``proxy(policy_yaml=None, **create_app_kwargs) -> (base_url, guard, sink)``.
+
+    Moderation goes to the fake upstream's ``/moderations``; the server runs its lifespan,
+    so the forwarder's connections close with it.
+    """
+    servers: list[LoopbackServer] = []
+
+    def start(yaml_text: str | None = None, **kwargs: Any) -> tuple[str, Guard, MemorySink]:
+        guard, sink = make_guard(yaml_text, moderation_provider=None,
+                                 upstream_url=upstream.base_url)
+        kwargs.setdefault("upstream_url", upstream.base_url)
+        server = LoopbackServer(create_app(guard, **kwargs), lifespan="on")
+        server.start()
+        servers.append(server)
+        return f"{server.url}/v1", guard, sink
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -12,8 +12,6 @@ import openai
 import pytest
 
 from guard import Guard, MemorySink
-from guard.sdk import shutdown
-from tests.conftest import GuardFactory
 from tests.support.sdk import (
     HISTORY,
     SdkUpstream,
@@ -25,23 +23,6 @@ from tests.support.sdk import (
 KEY = "sk-client-key-123"
 RESTORED = "Call me at (415) 555-0132 or mail maria.gonzalez@example.org."
 LONG = " ".join(f"Sentence number {i} of a long and harmless answer." for i in range(40))
-
-
-@pytest.fixture(autouse=True)
-def _stop_background_loop() -> Iterator[None]:
-    yield
-    shutdown()
-
-
-@pytest.fixture
-def upstream() -> Iterator[SdkUpstream]:
-    with SdkUpstream() as fake:
-        yield fake
-
-
-@pytest.fixture
-def guarded(make_guard: GuardFactory, upstream: SdkUpstream) -> tuple[Guard, MemorySink]:
-    return make_guard(moderation_provider=None, upstream_url=upstream.base_url)
 
 
 def sync_client(upstream: SdkUpstream) -> openai.OpenAI:

@@ -12,24 +12,12 @@ import pytest
 
 from examples import sdk_decorator, sdk_wrap
 from guard import Guard, MemorySink
-from guard.sdk import set_default_guard, shutdown
+from guard.sdk import set_default_guard
 from tests.conftest import GuardFactory
 from tests.support.sdk import SdkUpstream, assert_no_pii, records
 
 KEY = "sk-example-key"
 EMAIL = "maria.gonzalez@example.org"
-
-
-@pytest.fixture(autouse=True)
-def _stop_background_loop() -> Iterator[None]:
-    yield
-    shutdown()
-
-
-@pytest.fixture
-def upstream() -> Iterator[SdkUpstream]:
-    with SdkUpstream() as fake:
-        yield fake
 
 
 @pytest.fixture

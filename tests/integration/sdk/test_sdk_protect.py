@@ -16,8 +16,7 @@ import openai
 import pytest
 
 from guard import Guard, MemorySink
-from guard.sdk import current, shutdown
-from tests.conftest import GuardFactory
+from guard.sdk import current
 from tests.support.sdk import (
     HISTORY,
     SdkUpstream,
@@ -28,23 +27,6 @@ from tests.support.sdk import (
 KEY = "sk-client-key-123"
 ALICE = "alice.smith@example.com"
 BOB = "bob.jones@example.net"
-
-
-@pytest.fixture(autouse=True)
-def _stop_background_loop() -> Iterator[None]:
-    yield
-    shutdown()
-
-
-@pytest.fixture
-def upstream() -> Iterator[SdkUpstream]:
-    with SdkUpstream() as fake:
-        yield fake
-
-
-@pytest.fixture
-def guarded(make_guard: GuardFactory, upstream: SdkUpstream) -> tuple[Guard, MemorySink]:
-    return make_guard(moderation_provider=None, upstream_url=upstream.base_url)
 
 
 def ask(base_url: str, content: str | list[dict[str, Any]]) -> str:

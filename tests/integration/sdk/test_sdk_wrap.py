@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 
 import openai
 import pytest
 
 import guard as guard_pkg
 from guard import Guard, MemorySink
-from guard.sdk import set_default_guard, shutdown
+from guard.sdk import set_default_guard
 from guard.sdk.transport import SyncGuardTransport
 from tests.conftest import GuardFactory
 from tests.support.sdk import (
@@ -26,26 +25,6 @@ from tests.support.sdk import (
 )
 
 KEY = "sk-client-key-123"
-
-
-@pytest.fixture(autouse=True)
-def _stop_background_loop() -> Iterator[None]:
-    yield
-    # Moderation connections opened on the background loop close with it; a test's guard
-    # dies with the test, so stop the loop within the test (warnings are errors here).
-    shutdown()
-
-
-@pytest.fixture
-def upstream() -> Iterator[SdkUpstream]:
-    with SdkUpstream() as fake:
-        yield fake
-
-
-@pytest.fixture
-def guarded(make_guard: GuardFactory, upstream: SdkUpstream) -> tuple[Guard, MemorySink]:
-    """The default policy, moderation by the fake upstream's ``/moderations``."""
-    return make_guard(moderation_provider=None, upstream_url=upstream.base_url)
 
 
 def sync_client(upstream: SdkUpstream, **kwargs: object) -> openai.OpenAI:
@@ -332,7 +311,6 @@ def _no_moderation_policy() -> guard_pkg.Policy:
     return guard_pkg.parse_policy(
         "version: 1\nname: no-moderation\nmoderation: {input: {provider: none}}\n",
         source="test.yaml")
-
 
 
 def test_monitor_mode_alters_nothing_and_records_what_it_would_do(

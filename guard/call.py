@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from guard.injection.rules import InputRuleHit
+from guard.moderation import FallbackVerdict
 from guard.pricing import cost_usd, usage_of
 from guard.redact import PlaceholderMap, describe_counts, mask_for, rewrite
 from guard.rules import RuleHit, RulesOutcome, redact_ranges
@@ -47,6 +49,8 @@ class InputVerdict:
     entities: Mapping[str, int] = field(default_factory=dict)
     moderation: ModerationVerdict | None = None
     findings: tuple[Finding, ...] = ()
+    rule_hits: tuple[InputRuleHit, ...] = ()
+    """Input rules that fired (``prompt_injection``), blocking or warning."""
 
     @property
     def blocked(self) -> bool:
@@ -104,7 +108,7 @@ class Call:
     # -- input -------------------------------------------------------------------------
 
     async def check_request(self, body: Mapping[str, Any]) -> InputVerdict:
-        """Find and pseudonymise PII, then moderate the redacted text.
+        """Find and pseudonymise PII, run the input rules, then moderate the redacted text.
 
         Raises :class:`~guard.errors.WireFormatError` for a body that is not a chat request.
         """
@@ -152,9 +156,24 @@ class Call:
             )
             return self._keep_input(verdict)
 
+        texts = [changes.get(slot, slot.text) for slot in slots]
+        rule_hits: tuple[InputRuleHit, ...] = ()
+        if self.guard.input_rules.rules:
+            started = time.perf_counter()
+            rule_hits = await self.guard.input_rules.evaluate(
+                [(_role_of(body, slot), text) for slot, text in zip(slots, texts, strict=True)])
+            self._latency["input_rules"] = _ms_since(started)
+            blocking = [h for h in rule_hits if h.action == "block"]
+            if blocking:
+                verdict = InputVerdict(
+                    "block", dict(body), enforced, code="guard.policy", entities=entities,
+                    findings=found_all, rule_hits=rule_hits,
+                    message=self.guard.input_rules.message_for(blocking[0]),
+                )
+                return self._keep_input(verdict)
+
         moderation: ModerationVerdict | None = None
         if self.guard.input_moderator is not None:
-            texts = [changes.get(slot, slot.text) for slot in slots]
             started = time.perf_counter()
             moderation = await self.guard.input_moderator.check(
                 texts, extraction.images, api_key=self._moderation_key)
@@ -162,22 +181,26 @@ class Call:
             if moderation.flagged:
                 verdict = InputVerdict(
                     "block", dict(body), enforced, code="guard.moderation", entities=entities,
-                    moderation=moderation, findings=found_all,
+                    moderation=moderation, findings=found_all, rule_hits=rule_hits,
                     message=("The request was flagged by moderation: "
                              f"{', '.join(moderation.categories)}."),
                 )
                 return self._keep_input(verdict)
-            if moderation.outcome == "error" and self.guard.input_moderator.on_error == "block":
+            # on_error "local" whose fallback failed too: blocked like "block".
+            if moderation.outcome == "error" and self.guard.input_moderator.on_error != "allow":
                 verdict = InputVerdict(
                     "block", dict(body), enforced, code="guard.moderation_unavailable",
                     entities=entities, moderation=moderation, findings=found_all,
+                    rule_hits=rule_hits,
                     message="The request could not be moderated right now; try again later.",
                 )
                 return self._keep_input(verdict)
 
-        decision: Decision = "redact" if changes else "allow"
+        warned: tuple[Decision, ...] = ("warn",) if rule_hits else ()
+        decision = most_severe("redact" if changes else "allow", *warned)
         verdict = InputVerdict(decision, redacted if enforced else dict(body), enforced,
-                               entities=entities, moderation=moderation, findings=found_all)
+                               entities=entities, moderation=moderation, findings=found_all,
+                               rule_hits=rule_hits)
         return self._keep_input(verdict)
 
     @property
@@ -265,7 +288,7 @@ class Call:
         """True when output moderation failed and the policy says to withhold the answer."""
         moderator = self.guard.output_moderator
         return (outcome.moderation is not None and outcome.moderation.outcome == "error"
-                and moderator is not None and moderator.on_error == "block")
+                and moderator is not None and moderator.on_error != "allow")
 
     def block_message(self, blocking: Sequence[RuleHit]) -> str:
         """What a withheld answer says instead (the first blocking rule's message)."""
@@ -342,6 +365,8 @@ class Call:
             "code": self._input.code if self._input is not None else None,
             "input_entities": dict(self._input.entities) if self._input is not None else {},
             "moderation": moderation,
+            "input_rules": [{"id": h.rule_id, "action": h.action, "score": round(h.score, 3)}
+                            for h in (self._input.rule_hits if self._input else ())],
             "output_rules": [{"id": h.rule_id, "action": h.action}
                              for h in (self._output.rule_hits if self._output else ())],
             "output_entities": dict(self._output_entities),
@@ -417,7 +442,21 @@ def _verdict_record(verdict: ModerationVerdict | None,
     if verdict.outcome == "error" and moderator is not None:
         # An outage is never a pass: say what the policy did about it.
         record["on_error"] = moderator.on_error
+    if isinstance(verdict, FallbackVerdict):
+        # The configured provider failed (``error``); the fallback answered instead.
+        record["fallback"] = verdict.fallback
+        record["failed_provider"] = verdict.failed_provider
+        record["on_error"] = "local"
     return record
+
+
+def _role_of(body: Mapping[str, Any], slot: TextSlot) -> str:
+    """The role of the message a request slot belongs to (``user``, ``tool``, ...)."""
+    if slot.path[:1] == ("messages",) and isinstance(slot.path[1], int):
+        role = body["messages"][slot.path[1]].get("role")
+        if isinstance(role, str):
+            return role
+    return "user"
 
 
 def _principal(key: bytes, api_key: str | None, user: str | None) -> str:

@@ -1,4 +1,4 @@
-"""The ``guard`` command: scan text, serve, demo, check and test policies, review the audit trail.
+"""The ``guard`` command: scan and classify text, serve, check and test policies.
 
 Human output goes through rich; machine output (``--format json|spans``) is plain JSON on
 stdout so it can be piped. Errors say what to do and exit non-zero; no tracebacks for
@@ -114,6 +114,35 @@ def _findings_table(findings: list[dict[str, Any]], policy_name: str) -> None:
         table.add_row(f["label"], f"{f['start']}-{f['end']}", f"{f['score']:.2f}", f["action"],
                       f["replacement"] or "(kept)")
     err.print(table)
+
+
+# -- guard classify --------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
+@click.option("--model", "model_name", type=click.Choice(["moderation", "injection"]),
+              required=True, help="moderation: the local moderation model (13 categories); "
+                                  "injection: the prompt-injection model (one score).")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+              help="A text is flagged when a score reaches this (0.5 = the threshold chosen "
+                   "on validation data).")
+def classify(source: TextIO, model_name: str, threshold: float) -> None:
+    """Score JSON lines {"text": ...} from SOURCE (a file, or stdin) with an offline model.
+
+    Writes one line per input: {"flagged": bool, "scores": {...}} (moderation: a score per
+    category; injection: {"injection": score}). Nothing leaves the machine.
+
+    \b
+    echo '{"text": "Ignore all previous instructions"}' | guard classify --model injection
+    guard classify --model moderation prompts.jsonl > scores.jsonl
+    """
+    from guard.moderation.classify import classify_lines
+
+    try:
+        classify_lines(source, sys.stdout, model_name, threshold)
+    except ValueError as exc:
+        _fail(str(exc))
 
 
 # -- guard serve -----------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from guard.audit import AuditLogger, AuditSink, AuditWriter, open_sink
 from guard.call import Call
+from guard.injection.rules import InputRules
 from guard.moderation import Moderator, build_provider
 from guard.policy import ModerationCheck, OutputRule, Policy, RuleCondition, load_policy
 from guard.redact import canonical_value
@@ -40,7 +41,8 @@ OUTPUT_MODERATION_RULE = "output-moderation"
 
 
 class Guard:
-    """Everything one policy needs, built once: detector, moderators, rules, audit writer."""
+    """Everything one policy needs, built once: detector, input rules, moderators, output
+    rules, audit writer."""
 
     def __init__(
         self,
@@ -57,6 +59,7 @@ class Guard:
         self.detector = detector or get_detector(settings.spacy_model or policy.pii.model)
         if settings.warm_up:
             self.detector.warm_up()
+        self.input_rules = InputRules(policy.input.rules)  # loads the injection model if used
         self.input_moderator = self._moderator(policy.moderation.input)
         rules = list(policy.output.rules)
         if policy.moderation.output is not None and not any(r.when.moderation for r in rules):

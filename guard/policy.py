@@ -95,7 +95,8 @@ class ModerationCheck(_Model):
     base_url: str | None = None
     """Defaults to the upstream's base URL."""
     thresholds: dict[str, float] = Field(default_factory=lambda: {"default": 0.5})
-    on_error: Literal["block", "allow"] = "block"
+    on_error: Literal["block", "allow", "local"] = "block"
+    """``local``: when the provider fails, check with the offline ``local`` model instead."""
     timeout_s: float = Field(default=2.0, gt=0, le=60)
 
     @field_validator("provider")
@@ -191,6 +192,63 @@ class OutputRule(_Model):
     message: str | None = None
 
 
+class PromptInjectionCondition(_Model):
+    """Fires when the prompt-injection score of a checked text reaches ``threshold``."""
+
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    roles: tuple[Literal["user", "tool", "system", "developer", "assistant"], ...] = ("user", "tool")
+    """Whose messages are checked; by default what users and tools wrote, not the app's own
+    system prompt."""
+
+    @field_validator("roles")
+    @classmethod
+    def _some_role(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("name at least one role (user, tool, system, developer, assistant)")
+        return v
+
+
+class InputCondition(_Model):
+    """Exactly one condition per input rule (today the only kind is ``prompt_injection``)."""
+
+    prompt_injection: PromptInjectionCondition | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> InputCondition:
+        if self.prompt_injection is None:
+            raise ValueError("an input rule needs exactly one condition of prompt_injection "
+                             "(got none)")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "prompt_injection"
+
+
+class InputRule(_Model):
+    """A check on the request's redacted text, after PII and before moderation."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    when: InputCondition
+    action: Literal["block", "warn"]
+    message: str | None = None
+    """What a blocked client is told (a default names the rule)."""
+
+
+class InputPolicy(_Model):
+    rules: tuple[InputRule, ...] = ()
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_ids(cls, v: tuple[InputRule, ...]) -> tuple[InputRule, ...]:
+        seen: set[str] = set()
+        for rule in v:
+            if rule.id in seen:
+                raise ValueError(f"duplicate rule id {rule.id!r}")
+            seen.add(rule.id)
+        return v
+
+
 class StreamingPolicy(_Model):
     window_chars: int = Field(default=160, ge=16, le=16384)
     overlap_chars: int = Field(default=48, ge=0)
@@ -237,6 +295,7 @@ class Policy(_Model):
     mode: Literal["enforce", "monitor"] = "enforce"
     pii: PiiPolicy = Field(default_factory=PiiPolicy)
     moderation: ModerationPolicy = Field(default_factory=ModerationPolicy)
+    input: InputPolicy = Field(default_factory=InputPolicy)
     output: OutputPolicy = Field(default_factory=OutputPolicy)
     audit: AuditPolicy = Field(default_factory=AuditPolicy)
 

@@ -2,7 +2,9 @@
 applies thresholds.
 
 Providers (one protocol, one registry): ``openai`` calls OpenAI's moderation endpoint,
-``local`` is an offline lexicon-and-phrase classifier, ``none`` checks nothing and says so.
+``local`` is an offline trained model (phrase rules and hashed n-grams, numpy only; see
+MODELS.md), ``none`` checks nothing and says so. A moderator with ``on_error="local"`` falls
+back to ``local`` when its provider fails and says so in a :class:`FallbackVerdict`.
 
 Example::
 
@@ -15,12 +17,13 @@ Example::
 
 from guard.moderation.base import CATEGORIES, ModerationProvider, NoModeration, ProviderScores
 from guard.moderation.local import LocalModeration
-from guard.moderation.moderator import Moderator
+from guard.moderation.moderator import FallbackVerdict, Moderator
 from guard.moderation.openai import OpenAIModeration
 from guard.moderation.registry import build_provider, provider_names, register_provider
 
 __all__ = [
     "CATEGORIES",
+    "FallbackVerdict",
     "LocalModeration",
     "ModerationProvider",
     "Moderator",

@@ -1,10 +1,13 @@
-"""The ``local`` provider: an offline, deterministic lexicon-and-phrase classifier.
+"""The ``local`` provider, and the offline phrase-rule classifier it builds on.
 
 Why it exists: Guard must moderate with no account and no internet (``guard serve`` offline,
-tests, air-gapped sites). It downloads nothing, needs no model, answers in well under a
-millisecond for a short prompt and gives the same scores for the same text every time.
+tests, air-gapped sites). It downloads nothing, answers in about a millisecond for a short
+prompt and gives the same scores for the same text every time. The provider scores with the
+trained model of :mod:`guard.moderation.model` (see ``MODELS.md``); that model reads the
+phrase rules below as features, and ``LocalModeration(classifier="rules")`` still scores with
+the rules alone.
 
-How it works, in order:
+How the phrase-rule classifier (:func:`analyse`) works, in order:
 
 1. Normalise: Unicode NFKC, case folding, accents and zero-width characters removed, curly
    quotes straightened; tokens are ``[a-z0-9]+``; contractions and chat spellings are
@@ -31,8 +34,8 @@ news reporting or sarcasm; it misses paraphrase, misspellings beyond simple digi
 swaps, spaced-out letters ("k i l l") and anything its lists do not name. Sexual terms used in
 medicine or sex education can score, and reclaimed or quoted slurs score like slurs. It
 cannot look at images: when images are sent every category is reported as unevaluated for
-them. Expect both misses and false alarms; use the ``openai`` provider (or the trained model
-planned for a later release) where moderation matters.
+them. Expect both misses and false alarms; the trained model does better (``MODELS.md``), and
+the ``openai`` provider better still where moderation matters.
 """
 
 from __future__ import annotations
@@ -41,12 +44,13 @@ import asyncio
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from types import MappingProxyType
 
+from guard.errors import ConfigError
 from guard.moderation import local_rules as R
 from guard.moderation.base import CATEGORIES, ProviderScores
 
@@ -238,11 +242,14 @@ class Analysis:
     """Scores for one text and the names of the rules and lexicons that produced them.
 
     ``reasons`` never contains text from the input, only rule and list names
-    (``rule:attack_person``, ``lexicon:slur``, ``context:directed_insult``).
+    (``rule:attack_person``, ``lexicon:slur``, ``context:directed_insult``). ``minor`` says
+    whether the text mentions a minor ("12 year old", "my daughter"), a feature of the
+    trained model.
     """
 
     scores: Mapping[str, float]
     reasons: tuple[str, ...]
+    minor: bool = False
 
 
 def analyse(text: str) -> Analysis:
@@ -310,7 +317,8 @@ def analyse(text: str) -> Analysis:
         parts["violence"].append(0.6)
 
     scores = {c: _noisy_or(parts[c]) for c in CATEGORIES}
-    if scores["sexual"] > 0.0 and minor_re.search(plain_text):
+    minor = minor_re.search(plain_text) is not None
+    if scores["sexual"] > 0.0 and minor:
         reasons.append("context:sexual_with_minor")
         # Only a sexual signal that flags on its own is lifted: "porn addiction in
         # teenagers" is not a request for sexual content involving minors.
@@ -319,7 +327,7 @@ def analyse(text: str) -> Analysis:
         scores["sexual/minors"] = max(scores["sexual/minors"], min(0.97, lift))
     for child, parent, share in R.IMPLIES:
         scores[parent] = max(scores[parent], scores[child] * share)
-    return Analysis(MappingProxyType(scores), tuple(reasons))
+    return Analysis(MappingProxyType(scores), tuple(reasons), minor)
 
 
 def _directed_insult(tokens: Sequence[str], hits: Sequence[_Hit]) -> bool:
@@ -352,25 +360,37 @@ def _attack_before_slur(hits: Sequence[_Hit]) -> bool:
 
 
 class LocalModeration:
-    """The ``local`` provider: :func:`analyse` per text, maximum per category.
+    """The ``local`` provider: the trained offline model, maximum per category over texts.
 
-    Images cannot be judged offline, so when images are sent every category is reported as
-    unevaluated (the texts are still scored). The lexicons are loaded and the patterns
-    compiled in ``__init__``, at start-up, so the first request pays nothing extra.
+    ``classifier="model"`` (the default) scores with the trained model of
+    :mod:`guard.moderation.model`, which reads the phrase rules of this module as features;
+    ``classifier="rules"`` scores with the phrase rules alone (:func:`analyse`), as Guard did
+    before the model existed. Images cannot be judged offline, so when images are sent every
+    category is reported as unevaluated (the texts are still scored). Model, lexicons and
+    patterns are loaded in ``__init__``, at start-up, so the first request pays nothing extra.
 
     Example::
 
         provider = LocalModeration()
         scores = await provider.score(["I want to kill myself tonight"])
-        scores.scores["self-harm/intent"]  # > 0.9
+        scores.scores["self-harm/intent"]  # > 0.5
     """
 
     name = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, *, classifier: str = "model") -> None:
+        if classifier not in ("model", "rules"):
+            raise ConfigError(f"local moderation classifier must be 'model' or 'rules', "
+                              f"got {classifier!r}")
+        self.classifier = classifier
         _first_tokens()
         _compiled()
         _context_patterns()
+        self._analyse: Callable[[str], Mapping[str, float]] = _rule_scores
+        if classifier == "model":
+            from guard.moderation.model import shipped_model
+
+            self._analyse = shipped_model().score
 
     async def score(
         self,
@@ -387,11 +407,14 @@ class LocalModeration:
         unevaluated = frozenset(CATEGORIES) if images else frozenset()
         return ProviderScores(scores=scores, unevaluated=unevaluated)
 
-    @staticmethod
-    def classify_many(texts: Sequence[str]) -> dict[str, float]:
+    def classify_many(self, texts: Sequence[str]) -> dict[str, float]:
         """Highest score per category over ``texts``; empty when there are no texts."""
         maxima: dict[str, float] = {}
         for text in texts:
-            for category, score in analyse(text).scores.items():
+            for category, score in self._analyse(text).items():
                 maxima[category] = max(maxima.get(category, 0.0), score)
         return maxima
+
+
+def _rule_scores(text: str) -> Mapping[str, float]:
+    return analyse(text).scores

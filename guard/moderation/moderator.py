@@ -4,6 +4,10 @@ The :class:`Moderator` turns a provider's scores into a :class:`~guard.values.Mo
 It never raises because the provider failed: a failure is a verdict with outcome ``error``
 and a short PII-free reason, and the caller decides what that means (``on_error``). That way
 a moderation outage can never be mistaken for a pass, nor crash a request.
+
+With ``on_error="local"`` the moderator answers a failure itself: it checks again with the
+offline ``local`` model and returns a :class:`FallbackVerdict`, which says which provider
+failed and how, so the audit record shows a degraded check, never a normal pass.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import math
 import re
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import Literal, get_args
 
@@ -23,11 +28,27 @@ from guard.values import ModerationVerdict
 
 logger = logging.getLogger(__name__)
 
-OnError = Literal["block", "allow"]
+OnError = Literal["block", "allow", "local"]
 DEFAULT_THRESHOLD = 0.5
 
 _KIND = re.compile(r"[a-z0-9_]{1,40}")
 _ORDER = {name: i for i, name in enumerate(CATEGORIES)}
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackVerdict(ModerationVerdict):
+    """A verdict given by the fallback provider because the configured one failed.
+
+    ``provider``, ``outcome``, ``categories`` and ``scores`` are the fallback's; ``error`` is
+    the failed provider's error kind (``timeout``, ``http_500``, ...), so queries for errors
+    still find the outage; ``failed_provider`` names it; ``latency_ms`` covers both attempts.
+    """
+
+    failed_provider: str = ""
+
+    @property
+    def fallback(self) -> str:
+        return self.provider
 
 
 class Moderator:
@@ -37,14 +58,17 @@ class Moderator:
     flagged when its score is at or over its own threshold, else the default (0.5 when not
     given). ``timeout_s`` bounds the whole check, whatever the provider does. ``on_error``
     is kept for the caller: ``block`` treats an error verdict as a block, ``allow`` lets the
-    request through (the verdict still says ``error``).
+    request through (the verdict still says ``error``). ``local`` re-checks with ``fallback``
+    (by default the offline ``local`` model with the same thresholds) and returns a
+    :class:`FallbackVerdict`; should the fallback fail too, the error verdict stands and the
+    caller blocks as for ``block``.
 
     Example::
 
         moderator = Moderator(LocalModeration(), thresholds={"default": 0.5,
                                                              "self-harm/intent": 0.2})
         verdict = await moderator.check(["I want to kill myself tonight"])
-        verdict.outcome, verdict.categories  # ("flagged", ("self-harm", "self-harm/intent"))
+        verdict.outcome, "self-harm/intent" in verdict.categories  # ("flagged", True)
     """
 
     def __init__(
@@ -54,6 +78,7 @@ class Moderator:
         thresholds: Mapping[str, float] | None = None,
         timeout_s: float = 2.0,
         on_error: OnError = "block",
+        fallback: Moderator | None = None,
     ) -> None:
         thresholds = dict(thresholds) if thresholds is not None else {}
         unknown = sorted(k for k in thresholds if k != "default" and k not in _ORDER)
@@ -74,7 +99,8 @@ class Moderator:
         ):
             raise ConfigError(f"moderation timeout_s must be > 0 seconds, got {timeout_s!r}")
         if on_error not in get_args(OnError):
-            raise ConfigError(f"moderation on_error must be 'block' or 'allow', got {on_error!r}")
+            raise ConfigError(
+                f"moderation on_error must be 'block', 'allow' or 'local', got {on_error!r}")
         self.provider = provider
         self.default_threshold = float(thresholds.pop("default", DEFAULT_THRESHOLD))
         self.thresholds: Mapping[str, float] = MappingProxyType(
@@ -82,6 +108,12 @@ class Moderator:
         )
         self.timeout_s = float(timeout_s)
         self.on_error: OnError = on_error
+        if on_error == "local" and fallback is None:
+            from guard.moderation.local import LocalModeration
+
+            fallback = Moderator(LocalModeration(), thresholds=thresholds | {
+                "default": self.default_threshold}, timeout_s=self.timeout_s)
+        self.fallback = fallback if on_error == "local" else None
 
     def __repr__(self) -> str:
         return (
@@ -119,14 +151,14 @@ class Moderator:
             )
             _validate(result)
         except TimeoutError:
-            return self._error("timeout", started)
+            return await self._error("timeout", started, texts, images)
         except ModerationUnavailable as exc:
             kind = exc.kind if _KIND.fullmatch(exc.kind) else "provider_error"
-            return self._error(kind, started)
+            return await self._error(kind, started, texts, images)
         except Exception as exc:  # a provider bug must not take the request down
             # Only the type: a message could quote the input.
             logger.error("moderation provider %r failed: %s", name, type(exc).__name__)
-            return self._error("provider_error", started)
+            return await self._error("provider_error", started, texts, images)
         latency_ms = _ms_since(started)
 
         if result.skipped:
@@ -142,13 +174,22 @@ class Moderator:
             latency_ms=latency_ms,
         )
 
-    def _error(self, kind: str, started: float) -> ModerationVerdict:
-        return ModerationVerdict(
+    async def _error(self, kind: str, started: float, texts: Sequence[str],
+                     images: Sequence[str]) -> ModerationVerdict:
+        failed = ModerationVerdict(
             provider=self.provider.name,
             outcome="error",
             error=kind,
             latency_ms=_ms_since(started),
         )
+        if self.fallback is None:
+            return failed
+        second = await self.fallback.check(texts, images)
+        if second.outcome == "error":
+            return failed
+        values = {f.name: getattr(second, f.name) for f in fields(ModerationVerdict)}
+        values.update(error=kind, latency_ms=_ms_since(started))
+        return FallbackVerdict(**values, failed_provider=self.provider.name)
 
 
 def _validate(result: object) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -44,7 +45,9 @@ def main() -> None:
               show_default=True,
               help="text: redacted text + findings table; json: one JSON object; "
                    "spans: JSON lines in ({\"text\": ...}), one span list per line out.")
-def scan(source: TextIO, policy_ref: str, fmt: str) -> None:
+@click.option("--processes", type=click.IntRange(min=1), default=None,
+              help="Processes analysing --format spans input (default: one per CPU core).")
+def scan(source: TextIO, policy_ref: str, fmt: str, processes: int | None) -> None:
     """Redact personal data in SOURCE (a file, or stdin) and show what was found.
 
     \b
@@ -63,7 +66,13 @@ def scan(source: TextIO, policy_ref: str, fmt: str) -> None:
         from guard.pii.spans import write_spans
 
         detector = get_detector(policy.pii.model)
-        write_spans(source, sys.stdout, detector, policy.pii.detected_entities, policy.pii.min_score)
+        # Forked before any thread starts, the workers share the model already loaded.
+        detector.use_processes((processes or os.cpu_count() or 1) - 1, start_method="fork")
+        try:
+            write_spans(source, sys.stdout, detector, policy.pii.detected_entities,
+                        policy.pii.min_score)
+        finally:
+            detector.use_processes(0)
         return
     text = source.read()
     verdict = asyncio.run(_scan_text(policy, text))
@@ -156,14 +165,16 @@ def classify(source: TextIO, model_name: str, threshold: float) -> None:
 @click.option("--upstream", default=None,
               help="OpenAI-compatible base URL [default: $GUARD_UPSTREAM_URL, or offline].")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
-def serve(host: str, port: int, policy_ref: str | None, upstream: str | None, workers: int) -> None:
+@click.option("--pii-processes", type=click.IntRange(0, 64), default=None,
+              help="Extra processes per worker that share PII detection of long texts "
+                   "(GUARD_PII_PROCESSES; default 0). Each holds its own copy of the model.")
+def serve(host: str, port: int, policy_ref: str | None, upstream: str | None, workers: int,
+          pii_processes: int | None) -> None:
     """Run the OpenAI-compatible proxy: point any OpenAI SDK at http://HOST:PORT/v1.
 
     With no OPENAI_API_KEY and no upstream it runs OFFLINE: a built-in model stand-in
     answers, and moderation is the local classifier — no account and no network needed.
     """
-    import os
-
     import uvicorn
 
     from guard.policy import load_policy
@@ -174,6 +185,8 @@ def serve(host: str, port: int, policy_ref: str | None, upstream: str | None, wo
         os.environ["GUARD_POLICY"] = policy_ref
     if upstream:
         os.environ["GUARD_UPSTREAM_URL"] = upstream
+    if pii_processes is not None:
+        os.environ["GUARD_PII_PROCESSES"] = str(pii_processes)
     try:
         policy = load_policy(os.environ.get("GUARD_POLICY") or "default")
     except PolicyError as exc:

@@ -59,6 +59,8 @@ class Guard:
         self.detector = detector or get_detector(settings.spacy_model or policy.pii.model)
         if settings.warm_up:
             self.detector.warm_up()
+        if settings.pii_processes:
+            self.detector.use_processes(settings.pii_processes)  # process-wide, like the model
         self.input_rules = InputRules(policy.input.rules)  # loads the injection model if used
         self.input_moderator = self._moderator(policy.moderation.input)
         rules = list(policy.output.rules)

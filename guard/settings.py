@@ -35,6 +35,8 @@ class Settings:
     """Key for hashing API keys into audit principals (``GUARD_PRINCIPAL_KEY``)."""
     prices: Mapping[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_PRICES))
     warm_up: bool = True
+    pii_processes: int = 0
+    """Extra processes sharing PII detection of long texts (``GUARD_PII_PROCESSES``; 0: none)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -50,6 +52,7 @@ class Settings:
             "api_key": env.get("OPENAI_API_KEY") or None,
             "audit_sink": env.get("GUARD_AUDIT") or None,
             "spacy_model": env.get("GUARD_SPACY_MODEL") or None,
+            "pii_processes": _count(env.get("GUARD_PII_PROCESSES"), "GUARD_PII_PROCESSES"),
         }
         key = env.get("GUARD_PRINCIPAL_KEY")
         # Without a configured key, principals are stable only for this process's lifetime.
@@ -60,3 +63,16 @@ class Settings:
         settings = cls(**values)
         return replace(settings, upstream_url=settings.upstream_url.rstrip("/"))
 
+
+
+def _count(raw: str | None, name: str) -> int:
+    """A non-negative integer setting from the environment (unset or empty: 0)."""
+    if not raw:
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError(f"{name} must be a whole number >= 0, got {raw!r}")
+    return value

@@ -30,6 +30,7 @@ from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 
 from guard.errors import ConfigError
+from guard.pii.cache import SpanCache
 from guard.pii.context import WindowContextEnhancer
 from guard.pii.filters import refine_ner_span
 from guard.pii.models import select_spacy_model
@@ -38,9 +39,13 @@ from guard.pii.nlp import NER_ENTITIES, GuardNlpEngine
 from guard.pii.normalise import normalise_text
 from guard.pii.overlaps import resolve_overlaps
 from guard.pii.places import COUNTRY_SCORE, is_country
+from guard.pii.pool import PiecePool
 from guard.pii.recognizers import SUPPORTED_ENTITIES, build_recognizers
-from guard.pii.segments import split_segments
+from guard.pii.segments import MAX_SEGMENT, split_pieces
 from guard.values import Span
+
+POOL_MIN_CHARS = 8_000
+"""Batches smaller than this stay in the calling thread: shipping them costs more."""
 
 _NER = SpacyRecognizer.__name__  # the name Presidio records on NER results
 
@@ -75,6 +80,8 @@ class PiiDetector:
         )
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
+        self._processes: PiecePool | None = None
+        self.cache = SpanCache()
 
     def warm_up(self) -> None:
         """Run every recognizer once so the first request pays no lazy loading."""
@@ -91,26 +98,42 @@ class PiiDetector:
     def analyze_batch(
         self, texts: Sequence[str], entities: Collection[str], min_score: float = 0.0
     ) -> list[list[Span]]:
-        """:meth:`analyze` for several texts; NER runs over them as one batch (faster)."""
+        """:meth:`analyze` for several texts; NER runs over them as one batch (faster).
+
+        Texts seen recently (same entities and threshold) are answered from the span cache;
+        the rest are analysed together, across processes when :meth:`use_processes` is on.
+        """
         wanted = _check_entities(entities)
         if not wanted:
             # Presidio reads "no entities" as "all entities"; nothing asked, nothing found.
             return [[] for _ in texts]
+        found: list[list[Span] | None] = [self.cache.get(t, wanted, min_score) for t in texts]
+        todo = [i for i, spans in enumerate(found) if spans is None]
+        for i, spans in zip(todo, self._detect([texts[i] for i in todo], wanted, min_score), strict=True):
+            self.cache.put(texts[i], wanted, min_score, spans)
+            found[i] = spans
+        return [spans or [] for spans in found]
+
+    def _detect(self, texts: Sequence[str], wanted: frozenset[str], min_score: float) -> list[list[Span]]:
+        if not texts:
+            return []
         normalised = [normalise_text(text) for text in texts]
-        segments = [
-            (i, offset, segment)
+        pieces = [
+            (i, piece)
             for i, norm in enumerate(normalised)
-            for offset, segment in split_segments(norm.text)
+            for piece in split_pieces(norm.text, self._piece_chars(len(norm.text)))
         ]
-        artifacts = self._nlp.process_many(
-            [segment for _, _, segment in segments],
-            with_ner=not wanted.isdisjoint(NER_ENTITIES),
-        )
+        piece_texts = [piece.text for _, piece in pieces]
+        if self._processes is not None and sum(map(len, piece_texts)) >= POOL_MIN_CHARS:
+            piece_spans = self._processes.run(self.analyze_pieces, piece_texts, wanted, min_score)
+        else:
+            piece_spans = self.analyze_pieces(piece_texts, wanted, min_score)
         found: list[list[Span]] = [[] for _ in texts]
-        for (i, offset, segment), nlp_artifacts in zip(segments, artifacts, strict=True):
+        for (i, piece), spans in zip(pieces, piece_spans, strict=True):
             found[i] += [
-                Span(offset + s.start, offset + s.end, s.label, s.score)
-                for s in self._analyze_segment(segment, nlp_artifacts, wanted, min_score)
+                Span(piece.offset + s.start, piece.offset + s.end, s.label, s.score)
+                for s in spans
+                if piece.owns(s.start)
             ]
         out: list[list[Span]] = []
         for norm, spans in zip(normalised, found, strict=True):
@@ -120,6 +143,42 @@ class PiiDetector:
                 resolve_overlaps(Span(*norm.to_original(s.start, s.end), s.label, s.score) for s in spans)
             )
         return out
+
+    def _piece_chars(self, length: int) -> int:
+        """Piece size: :data:`MAX_SEGMENT`, smaller when a pool can share a long text."""
+        if self._processes is None or length < POOL_MIN_CHARS:
+            return MAX_SEGMENT
+        lanes = self._processes.processes + 1
+        parts = lanes * -(-length // (MAX_SEGMENT * lanes))
+        return max(-(-length // parts), POOL_MIN_CHARS // 2)
+
+    def analyze_pieces(
+        self, texts: Sequence[str], wanted: frozenset[str], min_score: float
+    ) -> list[list[Span]]:
+        """Spans of each (normalised) text, offsets into it: NER batched, then the recognizers.
+
+        The unit of work of a :class:`~guard.pii.pool.PiecePool` worker."""
+        artifacts = self._nlp.process_many(texts, with_ner=not wanted.isdisjoint(NER_ENTITIES))
+        return [
+            self._analyze_segment(text, nlp_artifacts, wanted, min_score)
+            for text, nlp_artifacts in zip(texts, artifacts, strict=True)
+        ]
+
+    def use_processes(self, processes: int, start_method: str = "forkserver") -> None:
+        """Share detection with ``processes`` worker processes (0: this process only).
+
+        Worth it for long texts and large batches on a machine with spare cores; each worker
+        holds its own copy of the model. Returns once the workers are ready.
+        """
+        if self._processes is not None:
+            if self._processes.processes == processes:
+                return
+            self._processes.close()
+            self._processes = None
+        if processes > 0:
+            pool = PiecePool(self.model_name, processes, start_method)
+            pool.start()
+            self._processes = pool
 
     def _analyze_segment(
         self,

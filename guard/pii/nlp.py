@@ -11,8 +11,8 @@ models. Detection needs only the entities and the tokens:
 - Lemmas come from the lemmatizer, which needs the tagger. Presidio uses lemmas only to
   find context words (``"phone"`` near a number) by *substring* match, so the lower-cased
   token serves ("cards" still contains "card").
-- Texts are batched through ``nlp.pipe``; a request with no NER-backed entity is only
-  tokenized.
+- NER reads only windows around capitalised words (:mod:`guard.pii.candidates`), batched
+  through ``nlp.pipe``; a request with no NER-backed entity is only tokenized.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from typing import Any
 import spacy
 from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, SpacyNlpEngine
 from spacy.lang.lex_attrs import is_punct as spacy_is_punct
+from spacy.tokens import Doc, Span
+
+from guard.pii.candidates import candidate_windows
 
 NER_ENTITY_MAPPING: dict[str, str] = {
     "PERSON": "PERSON",
@@ -62,6 +65,7 @@ recognizer overlap, the structured match wins; above the policy default threshol
 # grows with the characters in a batch (256 segments of 20k characters took 4.4 GB; batches
 # of 60k characters, 0.4 GB).
 _BATCH_TEXTS = 256
+_Window = tuple[Doc, int, str]  # (the whole text's doc, offset of the window, window text)
 _BATCH_CHARS = 60_000
 
 # spaCy's English stop words that are context words for some recognizer ("call me on ...").
@@ -93,23 +97,43 @@ class GuardNlpEngine(SpacyNlpEngine):
         nlp.select_pipes(enable=[name for name in nlp.pipe_names if name in needed])
         self._pipeline = nlp
         self.nlp = {"en": nlp}  # type: ignore[assignment]  # Presidio types it None until load()
-        self._stop_words = frozenset(nlp.Defaults.stop_words) - _CONTEXT_STOP_WORDS
+        self._function_words = frozenset(nlp.Defaults.stop_words)
+        self._stop_words = self._function_words - _CONTEXT_STOP_WORDS
 
     def process_text(self, text: str, language: str) -> NlpArtifacts:
         """Presidio's entry point for one text (used only if a caller bypasses batching)."""
         return self.process_many([text], with_ner=True)[0]
 
     def process_many(self, texts: Sequence[str], *, with_ner: bool) -> list[NlpArtifacts]:
-        """NLP artifacts for ``texts``; ``with_ner=False`` only tokenizes (much cheaper)."""
+        """NLP artifacts for ``texts``; ``with_ner=False`` only tokenizes (much cheaper).
+
+        With NER, the model reads only the candidate windows of each text
+        (:mod:`guard.pii.candidates`), batched across texts; the entities it finds there are
+        set on the whole text's tokens.
+        """
         nlp = self._pipeline
-        if not with_ner:
-            return [self._doc_to_nlp_artifact(nlp.make_doc(text), "en") for text in texts]
-        artifacts = []
-        for batch in _batches(texts):
-            artifacts += [
-                self._doc_to_nlp_artifact(doc, "en") for doc in nlp.pipe(batch, batch_size=len(batch))
-            ]
-        return artifacts
+        docs = [nlp.make_doc(text) for text in texts]
+        if with_ner:
+            self._recognise(docs)
+        return [self._doc_to_nlp_artifact(doc, "en") for doc in docs]
+
+    def _recognise(self, docs: Sequence[Doc]) -> None:
+        windows = [
+            (doc, start, doc.text[start:end])
+            for doc in docs
+            for start, end in candidate_windows(doc, self._function_words)
+        ]
+        found: dict[int, list[Span]] = {}
+        for batch in _batches(windows):
+            pieces = self._pipeline.pipe([text for _, _, text in batch], batch_size=len(batch))
+            for (doc, offset, _), piece in zip(batch, pieces, strict=True):
+                for ent in piece.ents:
+                    span = doc.char_span(offset + ent.start_char, offset + ent.end_char,
+                                         label=ent.label_, alignment_mode="expand")
+                    if span is not None:
+                        found.setdefault(id(doc), []).append(span)
+        for doc in docs:
+            doc.ents = found.get(id(doc), [])
 
     # Presidio's versions look words up in ``vocab[word]``, which adds every new word of
     # every text to the vocab for the life of the process; these compute without it.
@@ -134,14 +158,15 @@ class GuardNlpEngine(SpacyNlpEngine):
         )
 
 
-def _batches(texts: Sequence[str]) -> list[list[str]]:
-    """``texts`` in order, grouped under the NER batch limits (a longer text goes alone)."""
-    batches: list[list[str]] = []
+def _batches(windows: Sequence[_Window]) -> list[list[_Window]]:
+    """``windows`` in order, grouped under the NER batch limits (a longer one goes alone)."""
+    batches: list[list[_Window]] = []
     chars = 0
-    for text in texts:
-        if not batches or len(batches[-1]) >= _BATCH_TEXTS or chars + len(text) > _BATCH_CHARS:
+    for window in windows:
+        size = len(window[2])
+        if not batches or len(batches[-1]) >= _BATCH_TEXTS or chars + size > _BATCH_CHARS:
             batches.append([])
             chars = 0
-        batches[-1].append(text)
-        chars += len(text)
+        batches[-1].append(window)
+        chars += size
     return batches

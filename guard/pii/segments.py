@@ -9,6 +9,8 @@ line, else a line break, else the end of a sentence, else a space.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 MAX_SEGMENT = 20_000
 _BREAKS = ("\n\n", "\n", ". ", " ")
 
@@ -39,3 +41,41 @@ def split_segments(text: str, max_chars: int | None = None) -> list[tuple[int, s
         start = cut
     segments.append((start, text[start:]))
     return segments
+
+
+OVERLAP = 256
+"""Characters of context each piece reads beyond its own region (longer than any value)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """A segment with context on both sides: ``text`` starts at ``offset`` in the whole text,
+    and spans starting in ``[keep_from, keep_to)`` (piece coordinates) belong to it."""
+
+    offset: int
+    text: str
+    keep_from: int
+    keep_to: int
+
+    def owns(self, start: int) -> bool:
+        return self.keep_from <= start < self.keep_to
+
+
+def split_pieces(text: str, max_chars: int | None = None, overlap: int = OVERLAP) -> list[Piece]:
+    """The segments of :func:`split_segments`, each widened by ``overlap`` characters of context.
+
+    A value cut by a segment border lies whole in the piece where it starts, so analysing
+    each piece and keeping the spans it owns finds it once, whole.
+
+    >>> [(p.offset, p.text, p.keep_from, p.keep_to) for p in split_pieces("aa bb cc", 3, 2)]
+    [(0, 'aa bb', 0, 3), (1, 'a bb cc', 2, 5), (4, 'b cc', 2, 4)]
+    """
+    segments = split_segments(text, max_chars)
+    if len(segments) == 1:
+        return [Piece(0, text, 0, len(text))]
+    pieces = []
+    for offset, segment in segments:
+        start = max(offset - overlap, 0)
+        end = min(offset + len(segment) + overlap, len(text))
+        pieces.append(Piece(start, text[start:end], offset - start, offset - start + len(segment)))
+    return pieces

@@ -14,7 +14,7 @@ from typing import Protocol, TextIO
 
 from guard.values import Span
 
-BATCH_LINES = 256
+BATCH_LINES = 1024
 
 
 class BatchDetector(Protocol):

@@ -46,3 +46,8 @@ DEFAULT_ENTITIES: tuple[str, ...] = (
 """What the default policy looks for. DATE_TIME, URL and ORGANIZATION are left out on purpose:
 masking them ("quarterly", "last week", a docs link, a product name) damages ordinary prompts
 far more often than it protects anyone."""
+
+
+NER_BACKED: frozenset[str] = frozenset({"PERSON", "LOCATION", "NRP", "ORGANIZATION", "DATE_TIME"})
+"""Entities that need the NER model (and the name and address recognizers around it); the
+``fast`` profile leaves them out."""

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from guard.entities import DEFAULT_ENTITIES, KNOWN_ENTITIES
+from guard.entities import DEFAULT_ENTITIES, KNOWN_ENTITIES, NER_BACKED
 from guard.errors import PolicyError
 
 PiiAction = Literal["pseudonymize", "mask", "block", "allow"]
@@ -64,6 +64,8 @@ class PiiPolicy(_Model):
     restore_output: bool = True
     model: str = "auto"
     """spaCy model package for names and places: ``auto`` picks the best installed English one."""
+    profile: Literal["accurate", "fast"] = "accurate"
+    """``fast``: patterns and checksums only, no NER — names and places are not detected."""
 
     @field_validator("entities")
     @classmethod
@@ -84,7 +86,8 @@ class PiiPolicy(_Model):
     def detected_entities(self) -> tuple[str, ...]:
         """Entities worth running detection for (``per_entity`` may add some)."""
         extra = [e for e in self.per_entity if e not in self.entities]
-        return tuple(e for e in (*self.entities, *extra) if self.action_for(e) != "allow")
+        return tuple(e for e in (*self.entities, *extra) if self.action_for(e) != "allow"
+                     and not (self.profile == "fast" and e in NER_BACKED))
 
 
 class ModerationCheck(_Model):

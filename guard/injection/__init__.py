@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from guard.errors import ConfigError
+from guard.keyed_cache import KeyedLru
 from guard.moderation.linear import LinearModel, windows, words
 
 MODEL_NAME = "injection"
@@ -39,6 +40,7 @@ class InjectionScorer:
         self.model = model
         self.size = int(window.get("size", 64))
         self.stride = int(window.get("stride", 32))
+        self._scores: KeyedLru[float] = KeyedLru(max_entries=10_000)  # text's keyed hash -> score
         if not (0 < self.stride <= self.size):
             raise ConfigError(f"injection model: bad windows {window!r}")
 
@@ -62,8 +64,16 @@ class InjectionScorer:
         return float(self.model.calibrate(np.array([raw.max()]))[0])
 
     def score_many(self, texts: Sequence[str]) -> float:
-        """The highest score over ``texts`` (0.0 for none)."""
-        return max((self.score(t) for t in texts if t and not t.isspace()), default=0.0)
+        """The highest score over ``texts`` (0.0 for none); resent texts come from the cache."""
+        return max((self._cached_score(t) for t in texts if t and not t.isspace()), default=0.0)
+
+    def _cached_score(self, text: str) -> float:
+        key = self._scores.key(text)
+        score = self._scores.get(key)
+        if score is None:
+            score = self.score(text)
+            self._scores.put(key, score)
+        return score
 
 
 @cache

@@ -28,12 +28,13 @@ _STRIP = "\"'()[]{}<>*_#-,\u201c\u201d\u2018\u2019\u2013\u2014"  # and curly quo
 
 
 def candidate_windows(
-    doc: Doc, function_words: Collection[str], radius: int = RADIUS
+    text: str, doc: Doc, function_words: Collection[str], radius: int = RADIUS
 ) -> list[tuple[int, int]]:
-    """Character ranges ``(start, end)`` of ``doc`` that NER should read, in order, disjoint."""
-    if not any(c.isupper() for c in doc.text):
+    """Character ranges ``(start, end)`` of ``text`` (tokenized as ``doc``) that NER should
+    read, in order, disjoint."""
+    if text.islower() or not any(c.isupper() for c in text):
         # Typed without capitals: case says nothing, and the model still finds names.
-        return [(0, len(doc.text))] if doc.text.strip() else []
+        return [(0, len(text))] if text.strip() else []
     ranges: list[tuple[int, int]] = []
     last = len(doc) - 1
     sentence_start = True

@@ -42,6 +42,7 @@ from guard.pii.places import COUNTRY_SCORE, is_country
 from guard.pii.pool import PiecePool
 from guard.pii.recognizers import SUPPORTED_ENTITIES, build_recognizers
 from guard.pii.segments import MAX_SEGMENT, split_pieces
+from guard.pii.triggers import all_triggered, may_contain, trigger_pieces
 from guard.values import Span
 
 POOL_MIN_CHARS = 8_000
@@ -107,7 +108,12 @@ class PiiDetector:
         if not wanted:
             # Presidio reads "no entities" as "all entities"; nothing asked, nothing found.
             return [[] for _ in texts]
-        found: list[list[Span] | None] = [self.cache.get(t, wanted, min_score) for t in texts]
+        # Nothing to look for in a text with no digit, no "@", ... (guard.pii.triggers).
+        skippable = all_triggered(wanted)
+        found: list[list[Span] | None] = [
+            [] if skippable and not may_contain(t, wanted) else self.cache.get(t, wanted, min_score)
+            for t in texts
+        ]
         todo = [i for i, spans in enumerate(found) if spans is None]
         for i, spans in zip(todo, self._detect([texts[i] for i in todo], wanted, min_score), strict=True):
             self.cache.put(texts[i], wanted, min_score, spans)
@@ -118,11 +124,15 @@ class PiiDetector:
         if not texts:
             return []
         normalised = [normalise_text(text) for text in texts]
-        pieces = [
-            (i, piece)
-            for i, norm in enumerate(normalised)
-            for piece in split_pieces(norm.text, self._piece_chars(len(norm.text)))
-        ]
+        if all_triggered(wanted):  # pattern entities only: read around their triggers
+            pieces = [(i, piece) for i, norm in enumerate(normalised)
+                      for piece in trigger_pieces(norm.text, wanted)]
+        else:
+            pieces = [
+                (i, piece)
+                for i, norm in enumerate(normalised)
+                for piece in split_pieces(norm.text, self._piece_chars(len(norm.text)))
+            ]
         piece_texts = [piece.text for _, piece in pieces]
         if self._processes is not None and sum(map(len, piece_texts)) >= POOL_MIN_CHARS:
             piece_spans = self._processes.run(self.analyze_pieces, piece_texts, wanted, min_score)

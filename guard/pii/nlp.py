@@ -114,14 +114,15 @@ class GuardNlpEngine(SpacyNlpEngine):
         nlp = self._pipeline
         docs = [nlp.make_doc(text) for text in texts]
         if with_ner:
-            self._recognise(docs)
+            self._recognise(texts, docs)
         return [self._doc_to_nlp_artifact(doc, "en") for doc in docs]
 
-    def _recognise(self, docs: Sequence[Doc]) -> None:
+    def _recognise(self, texts: Sequence[str], docs: Sequence[Doc]) -> None:
+        # (``doc.text`` joins every token anew on each use: slice the text instead.)
         windows = [
-            (doc, start, doc.text[start:end])
-            for doc in docs
-            for start, end in candidate_windows(doc, self._function_words)
+            (doc, start, text[start:end])
+            for text, doc in zip(texts, docs, strict=True)
+            for start, end in candidate_windows(text, doc, self._function_words)
         ]
         found: dict[int, list[Span]] = {}
         for batch in _batches(windows):

@@ -11,6 +11,7 @@ output character remembers the cluster it came from.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from dataclasses import dataclass
 
@@ -42,6 +43,14 @@ def is_invisible(char: str) -> bool:
     return unicodedata.category(char) == "Cf" or ord(char) in _INVISIBLE_EXTRA
 
 
+@functools.lru_cache(maxsize=65_536)
+def _kept_as_is(char: str) -> bool:
+    """Whether ``char`` passes normalisation unchanged whatever surrounds it: visible, not a
+    combining mark (nothing composes with it) and its own NFKC form."""
+    return (not is_invisible(char) and not unicodedata.combining(char)
+            and unicodedata.normalize("NFKC", char) == char)
+
+
 @dataclass(frozen=True, slots=True)
 class NormalisedText:
     """A normalised text and, per normalised character, the original span it came from.
@@ -65,8 +74,9 @@ class NormalisedText:
 
 def normalise_text(text: str) -> NormalisedText:
     """Normalise ``text`` (see the module docstring) and keep the offset maps."""
-    if text.isascii():
-        # ASCII is NFKC already and has no format characters: the common case costs nothing.
+    if text.isascii() or all(_kept_as_is(c) for c in set(text) if not c.isascii()):
+        # ASCII is NFKC already and has no format characters, and so is most other text
+        # ("café", curly quotes, dashes): the common cases cost one pass over distinct characters.
         identity = list(range(len(text) + 1))
         return NormalisedText(text, identity, identity[1:])
 

@@ -26,7 +26,7 @@ def test_the_cache_holds_no_text_only_keyed_hashes_and_spans() -> None:
     cache = SpanCache()
     text = "Write to jane.doe@example.com about Jane Doe"
     cache.put(text, EMAIL, 0.5, [Span(9, 29, "EMAIL_ADDRESS", 1.0)])
-    held = repr(cache.__dict__).encode() + b"".join(cache._entries)
+    held = repr(cache._lru.__dict__).encode() + b"".join(cache._lru._entries)
     for value in (b"jane.doe", b"Jane Doe", b"example.com", b"Write to"):
         assert value not in held
     # The hash is keyed per cache: the same text gives another digest elsewhere.

@@ -20,7 +20,7 @@ FUNCTION_WORDS = {"the", "and", "i", "we", "it", "this"}
 
 def windows(text: str) -> list[str]:
     doc = spacy.blank("en")(text)
-    return [text[a:b] for a, b in candidate_windows(doc, FUNCTION_WORDS, radius=1)]
+    return [text[a:b] for a, b in candidate_windows(text, doc, FUNCTION_WORDS, radius=1)]
 
 
 def test_ner_reads_windows_around_capitalised_words_only() -> None:

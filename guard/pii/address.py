@@ -200,6 +200,7 @@ _PLACE_RE = re.compile(_PLACE)
 _ALLCAPS_PLACE_RE = re.compile(_ALLCAPS_PLACE)
 _SEP_LINE_RE = re.compile(_SEP_LINE)
 _SEP_SPACE_RE = re.compile(_SEP_SPACE)
+_DIGIT_RE = re.compile(r"\d")
 _CORE_RES = tuple((re.compile(pattern), score) for pattern, score in _CORES)
 _LEAD_NUMBER_RE = re.compile(r"(?:^|(?<=[\s>,*•·|?-]))\d{1,6}[ \t]+$")
 _LEAD_UNIT_RE = re.compile(rf"(?:{_UNIT})[ \t,]+$")
@@ -338,6 +339,8 @@ def find_addresses(text: str) -> list[AddressMatch]:
     >>> find_addresses("Ship it to 1600 Main Street, Springfield, IL 62704 please.")
     [AddressMatch(start=11, end=50, score=0.95)]
     """
+    if not _DIGIT_RE.search(text):
+        return []  # every street, box or military address has a number
     penalty = 0.0
     haystack = text
     if not any(c.isupper() for c in text):

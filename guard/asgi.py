@@ -287,9 +287,15 @@ class _GuardedExchange:
         if stream.stopped:
             await self.send({"type": "http.response.body", "body": out, "more_body": True})
             raise _StreamStopped
-        more = bool(message.get("more_body", False))
+        more = bool(message.get("more_body", False)) and not stream.complete
         if not more:
             out += await stream.finish()
+            if stream.complete and message.get("more_body", False):
+                # [DONE] arrived: end the client's response now, and close the upstream
+                # instead of waiting for its body to end (a client that hangs up after
+                # [DONE] would otherwise be recorded as a disconnect, its output unrecorded).
+                await self.send({"type": "http.response.body", "body": out, "more_body": True})
+                raise _StreamStopped
         if out or not more:
             await self.send({"type": "http.response.body", "body": out, "more_body": more})
 

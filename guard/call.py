@@ -350,13 +350,14 @@ class Call:
         record = self._record()
         if not self._finished:
             self._finished = True
-            self.guard.audit.emit(record)
             self._placeholders = PlaceholderMap()  # drop the values as soon as we can
             if self._stream_open:
                 notify(self.guard.observers, "stream_closed")
             # Metrics and the span's attributes come from the record itself: one source.
+            # Before the record is queued, so a written record implies they are counted.
             notify(self.guard.observers, "record_finished", record)
             self.trace.finish(record)
+            self.guard.audit.emit(record)
         return record
 
     def _record(self) -> dict[str, Any]:

@@ -7,7 +7,7 @@ wrapper) attach the metrics to your guard and mount the ASGI app they come with:
 
     metrics = GuardMetrics()                  # its own registry; or registry=REGISTRY
     metrics.attach(guard)
-    app.mount("/metrics", metrics.asgi_app())  # Starlette / FastAPI
+    app.add_route("/metrics", metrics.asgi_app())  # Starlette / FastAPI
 
 Labels are a fixed vocabulary: routes and models are mapped onto known names
 (:mod:`guard.ops.labels`), entity types, moderation categories and rule ids come from the
@@ -138,6 +138,8 @@ class GuardMetrics:
         with self._lock:
             old, self._policy = self._policy, new
         if old is not None and old != new:
+            # Zero first: in multiprocess mode the value file outlives remove().
+            self.policy_info.labels(*old).set(0)
             self.policy_info.remove(*old)
         self.policy_info.labels(*new).set(1)
 
@@ -222,20 +224,28 @@ class GuardMetrics:
     # -- exposition ------------------------------------------------------------------------
 
     def asgi_app(self) -> ASGIApp:
-        """An ASGI app answering with the current metrics (text or OpenMetrics format)."""
+        """An ASGI app answering with the current metrics (text or OpenMetrics format).
+
+        A plain ASGI callable (not a function), so Starlette routes to it as is:
+        ``app.add_route("/metrics", metrics.asgi_app())`` or ``app.mount("/metrics", ...)``.
+        """
         registry = self.registry
         if multiprocess_dir():
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        inner: ASGIApp = make_asgi_app(registry)
+        return _MetricsApp(self, make_asgi_app(registry))
 
-        async def app(scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[Any]],
-                      send: Callable[[MutableMapping[str, Any]], Awaitable[None]]) -> None:
-            if scope["type"] == "http":
-                self.refresh()
-            await inner(scope, receive, send)
 
-        return app
+class _MetricsApp:
+    def __init__(self, metrics: GuardMetrics, inner: ASGIApp) -> None:
+        self.metrics = metrics
+        self.inner = inner
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[Any]],
+                       send: Callable[[MutableMapping[str, Any]], Awaitable[None]]) -> None:
+        if scope["type"] == "http":
+            self.metrics.refresh()
+        await self.inner(scope, receive, send)
 
 
 class _Observer:

@@ -39,7 +39,8 @@ class PolicyReloader:
     """Reloads ``guard``'s policy from ``source`` (a file path or a shipped pack name).
 
     ``watch_interval_s``: also poll the file that often and reload when its content
-    changes (``None``: only on ``SIGHUP`` or :meth:`reload`). ``on_result`` hears about
+    changed and then stayed the same for one interval (``None``: only on ``SIGHUP`` or
+    :meth:`reload`). ``on_result`` hears about
     every attempt (metrics and readiness do).
     """
 
@@ -110,12 +111,19 @@ class PolicyReloader:
     async def _watch(self) -> None:
         assert self.watch_interval_s is not None
         seen = self.guard.policy.sha256
+        candidate: str | None = None
         while True:
             await asyncio.sleep(self.watch_interval_s)
             digest = await asyncio.to_thread(_digest, self.source)
             if digest is None or digest == seen:
+                candidate = None
                 continue
-            seen = digest  # a broken file is refused once, not every interval
+            if digest != candidate:
+                # Changed: wait one more interval, so a file caught half-written (an editor
+                # or a copy that truncates first) is not loaded, and refused, on the way.
+                candidate = digest
+                continue
+            seen, candidate = digest, None  # a broken file is refused once, not every interval
             await self.reload()
 
 

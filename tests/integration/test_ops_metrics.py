@@ -12,8 +12,10 @@ import httpx2
 import openai
 import pytest
 
+from examples.fastapi_app import build_app
 from guard.ops import report_circuit_state
-from guard.testing import FakeUpstream
+from guard.testing import FakeUpstream, LoopbackServer
+from tests.conftest import GuardFactory
 from tests.integration.conftest import ProxyFactory
 from tests.integration.test_audit_no_pii import CLIENT_KEY, PII, PROMPTS
 from tests.support.ops import label_values, scrape, value
@@ -213,3 +215,19 @@ def test_metrics_count_calls_from_several_threads_without_losing_any(
     assert value(samples, "guard_requests_total", route=ROUTE, decision="allow", status="ok") == 12
     assert json.loads(httpx2.get(f"{base_url.removesuffix('/v1')}/readyz",
                                  timeout=10).text)["status"] == "ready"
+
+
+def test_an_app_with_the_middleware_serves_its_own_metrics_and_readiness(
+        make_guard: GuardFactory, upstream: FakeUpstream) -> None:
+    guard, sink = make_guard(moderation_provider=None, upstream_url=upstream.base_url)
+    app = build_app(guard, upstream_url=upstream.base_url, api_key="sk-app")
+    with LoopbackServer(app) as server:
+        sdk = client(f"{server.url}/v1")
+        ask(sdk, "I'm Maria Gonzalez (maria.gonzalez@example.org).")
+        records(guard, sink, at_least=1)
+        samples = scrape(server.url)
+        ready = httpx2.get(f"{server.url}/readyz", timeout=10)
+    assert value(samples, "guard_requests_total", route=ROUTE, decision="redact", status="ok") == 1
+    assert value(samples, "guard_pii_entities_total", direction="input", entity="PERSON") == 1
+    assert value(samples, "guard_audit_records_written_total") == 1
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"

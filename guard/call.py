@@ -355,7 +355,7 @@ class Call:
                 notify(self.guard.observers, "stream_closed")
             # Metrics and the span's attributes come from the record itself: one source.
             # Before the record is queued, so a written record implies they are counted.
-            notify(self.guard.observers, "record_finished", record)
+            notify(self.guard.observers, "record_finished", record, self.guard)
             self.trace.finish(record)
             self.guard.audit.emit(record)
         return record

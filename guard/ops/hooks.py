@@ -37,8 +37,9 @@ class CallObserver(Protocol):
     def stream_closed(self) -> None:
         """That streaming call ended (finished, blocked, failed or abandoned)."""
 
-    def record_finished(self, record: Mapping[str, Any]) -> None:
-        """The call's audit record, as written (before the hash chain is added)."""
+    def record_finished(self, record: Mapping[str, Any], guard: Any) -> None:
+        """The call's audit record, as written (before the hash chain is added), and the
+        guard as the call saw it (the policy that decided it, even after a reload)."""
 
 
 def notify(observers: list[CallObserver], method: str, *args: Any) -> None:

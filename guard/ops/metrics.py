@@ -123,7 +123,7 @@ class GuardMetrics:
 
     def attach(self, guard: Any) -> GuardMetrics:
         """Count every call of ``guard`` and watch its audit writer. Returns ``self``."""
-        guard.observe(_Observer(self, guard))
+        guard.observe(_Observer(self))
         with self._lock:
             self._writers.append(guard.audit_writer)
         self.policy_changed(guard.policy.name, guard.policy.sha256)
@@ -251,9 +251,8 @@ class _MetricsApp:
 class _Observer:
     """The :class:`~guard.ops.hooks.CallObserver` that feeds one guard's calls in."""
 
-    def __init__(self, metrics: GuardMetrics, guard: Any) -> None:
+    def __init__(self, metrics: GuardMetrics) -> None:
         self.metrics = metrics
-        self.guard = guard
 
     def stream_opened(self) -> None:
         self.metrics.streams_open.inc()
@@ -261,14 +260,14 @@ class _Observer:
     def stream_closed(self) -> None:
         self.metrics.streams_open.dec()
 
-    def record_finished(self, record: Mapping[str, Any]) -> None:
-        pii = self.guard.policy.pii
+    def record_finished(self, record: Mapping[str, Any], guard: Any) -> None:
+        pii = guard.policy.pii  # the policy that decided this call
         self.metrics.observe_record(
             record,
             blocking_entities=[e for e in record.get("input_entities") or {}
                                if pii.action_for(e) == "block"],
-            principal_key=self.guard.settings.principal_key,
-            prices=self.guard.settings.prices,
+            principal_key=guard.settings.principal_key,
+            prices=guard.settings.prices,
         )
 
 

@@ -18,6 +18,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from guard import Guard, GuardMiddleware
+from guard.ops import GuardMetrics
+from guard.ops.health import Readiness
 
 
 def build_app(guard: Guard, *, upstream_url: str, api_key: str) -> FastAPI:
@@ -36,6 +38,15 @@ def build_app(guard: Guard, *, upstream_url: str, api_key: str) -> FastAPI:
     @app.get("/status")
     async def status() -> dict[str, str]:
         return {"status": "ok"}  # not an OpenAI route: passes through untouched
+
+    # Operations: Prometheus metrics of every guarded call, and a readiness probe.
+    app.add_route("/metrics", GuardMetrics().attach(guard).asgi_app())
+    readiness = Readiness(guard)
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        ready, body = readiness.check()
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     return app
 

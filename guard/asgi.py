@@ -24,6 +24,7 @@ from typing import Any
 from guard.call import Call
 from guard.engine import Guard
 from guard.errors import WireFormatError
+from guard.ops.tracing import client_trace_context, upstream_done
 from guard.stream import StreamGuard
 
 Scope = MutableMapping[str, Any]
@@ -107,7 +108,8 @@ class GuardMiddleware:
         if not self.guards(scope):
             await self.app(scope, receive, send)
             return
-        await _GuardedExchange(self, scope, receive, send).run()
+        with client_trace_context(scope.get("headers", ())):  # the client's traceparent
+            await _GuardedExchange(self, scope, receive, send).run()
 
 
 class _GuardedExchange:
@@ -239,18 +241,22 @@ class _GuardedExchange:
             if not message.get("more_body", False):
                 await self._respond(start, b"".join(chunks))
 
-        app: asyncio.Task[None] = asyncio.ensure_future(self.mw.app(scope, replay, capture))
-        watcher = asyncio.create_task(watch_client())
-        try:
-            await asyncio.wait({app, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            watcher.cancel()
-            if not app.done():
-                # The client went away: stop the upstream request now, not when it finishes.
-                app.cancel()
-                self.call.status, self.call.truncated = "client_disconnected", True
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait({app})
+        # The app runs inside the upstream span, so a forwarder sends it as traceparent.
+        with self.call.trace.upstream(self.scope["path"], self.call.model) as span:
+            app: asyncio.Task[None] = asyncio.ensure_future(self.mw.app(scope, replay, capture))
+            watcher = asyncio.create_task(watch_client())
+            try:
+                await asyncio.wait({app, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                watcher.cancel()
+                if not app.done():
+                    # The client went away: stop the upstream request now, not when it finishes.
+                    app.cancel()
+                    self.call.status, self.call.truncated = "client_disconnected", True
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({app})
+                upstream_done(span, usage=self.call.usage,
+                              status=int(start["status"]) if start is not None else None)
         if app.cancelled():
             return
         if isinstance(app.exception(), _StreamStopped):
@@ -281,9 +287,15 @@ class _GuardedExchange:
         if stream.stopped:
             await self.send({"type": "http.response.body", "body": out, "more_body": True})
             raise _StreamStopped
-        more = bool(message.get("more_body", False))
+        more = bool(message.get("more_body", False)) and not stream.complete
         if not more:
             out += await stream.finish()
+            if stream.complete and message.get("more_body", False):
+                # [DONE] arrived: end the client's response now, and close the upstream
+                # instead of waiting for its body to end (a client that hangs up after
+                # [DONE] would otherwise be recorded as a disconnect, its output unrecorded).
+                await self.send({"type": "http.response.body", "body": out, "more_body": True})
+                raise _StreamStopped
         if out or not more:
             await self.send({"type": "http.response.body", "body": out, "more_body": more})
 

@@ -9,12 +9,13 @@ when the request fails, times out or the client goes away.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -22,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from guard.injection.rules import InputRuleHit
 from guard.moderation import FallbackVerdict
+from guard.ops.hooks import notify
+from guard.ops.tracing import CallTrace
 from guard.pricing import cost_usd, usage_of
 from guard.redact import PlaceholderMap, describe_counts, mask_for, rewrite
 from guard.rules import RuleHit, RulesOutcome, redact_ranges
@@ -104,6 +107,9 @@ class Call:
         self._output: OutputVerdict | None = None
         self._output_entities: Counter[str] = Counter()
         self._finished = False
+        self._stream_open = False
+        self.trace = CallTrace(route)
+        """The call's spans (no-ops unless an OpenTelemetry SDK is configured)."""
 
     # -- input -------------------------------------------------------------------------
 
@@ -120,9 +126,8 @@ class Call:
         extraction = extract_request(body)
         slots = extraction.texts
 
-        started = time.perf_counter()
-        spans = await self.guard.detect([s.text for s in slots], pii.detected_entities)
-        self._latency["pii"] += _ms_since(started)
+        with self._stage("pii"):
+            spans = await self.guard.detect([s.text for s in slots], pii.detected_entities)
 
         counts: Counter[str] = Counter()
         blocked_entities: set[str] = set()
@@ -159,10 +164,9 @@ class Call:
         texts = [changes.get(slot, slot.text) for slot in slots]
         rule_hits: tuple[InputRuleHit, ...] = ()
         if self.guard.input_rules.rules:
-            started = time.perf_counter()
-            rule_hits = await self.guard.input_rules.evaluate(
-                [(_role_of(body, slot), text) for slot, text in zip(slots, texts, strict=True)])
-            self._latency["input_rules"] = _ms_since(started)
+            with self._stage("input_rules"):
+                rule_hits = await self.guard.input_rules.evaluate(
+                    [(_role_of(body, slot), text) for slot, text in zip(slots, texts, strict=True)])
             blocking = [h for h in rule_hits if h.action == "block"]
             if blocking:
                 verdict = InputVerdict(
@@ -174,10 +178,9 @@ class Call:
 
         moderation: ModerationVerdict | None = None
         if self.guard.input_moderator is not None:
-            started = time.perf_counter()
-            moderation = await self.guard.input_moderator.check(
-                texts, extraction.images, api_key=self._moderation_key)
-            self._latency["moderation"] += _ms_since(started)
+            with self._stage("moderation"):
+                moderation = await self.guard.input_moderator.check(
+                    texts, extraction.images, api_key=self._moderation_key)
             if moderation.flagged:
                 verdict = InputVerdict(
                     "block", dict(body), enforced, code="guard.moderation", entities=entities,
@@ -218,7 +221,20 @@ class Call:
 
     def _keep_input(self, verdict: InputVerdict) -> InputVerdict:
         self._input = verdict
+        if self.stream and not verdict.blocked and not self._stream_open:
+            self._stream_open = True
+            notify(self.guard.observers, "stream_opened")
         return verdict
+
+    @contextlib.contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        """Time one stage into ``latency_ms`` and trace it as a child span."""
+        started = time.perf_counter()
+        try:
+            with self.trace.stage(name):
+                yield
+        finally:
+            self._latency[name] = self._latency.get(name, 0.0) + _ms_since(started)
 
     # -- output ------------------------------------------------------------------------
 
@@ -271,15 +287,12 @@ class Call:
         moderate = None
         if self.guard.output_moderator is not None:
             async def moderate(texts: Sequence[str]) -> ModerationVerdict:
-                started = time.perf_counter()
-                try:
+                with self._stage("moderation"):
                     return await self.guard.moderate_output(texts, self._moderation_key)
-                finally:
-                    self._latency["moderation"] += _ms_since(started)
 
-        started = time.perf_counter()
-        outcome = await self.guard.rules.evaluate(texts, detect=self.guard.detect, moderate=moderate)
-        self._latency["rules"] = self._latency.get("rules", 0.0) + _ms_since(started)
+        with self._stage("rules"):
+            outcome = await self.guard.rules.evaluate(texts, detect=self.guard.detect,
+                                                      moderate=moderate)
         for hit in outcome.all_hits:
             self._output_entities.update(hit.entities)
         return outcome
@@ -307,7 +320,9 @@ class Call:
 
     def mark_first_token(self) -> None:
         """Time to first token as the client sees it (once)."""
-        self._latency.setdefault("first_token", _ms_since(self._started))
+        if "first_token" not in self._latency:
+            self._latency["first_token"] = _ms_since(self._started)
+            self.trace.first_token()
 
     def restore(self, text: str) -> str:
         """``text`` with this call's placeholders restored (for adapters that stream)."""
@@ -335,8 +350,14 @@ class Call:
         record = self._record()
         if not self._finished:
             self._finished = True
-            self.guard.audit.emit(record)
             self._placeholders = PlaceholderMap()  # drop the values as soon as we can
+            if self._stream_open:
+                notify(self.guard.observers, "stream_closed")
+            # Metrics and the span's attributes come from the record itself: one source.
+            # Before the record is queued, so a written record implies they are counted.
+            notify(self.guard.observers, "record_finished", record, self.guard)
+            self.trace.finish(record)
+            self.guard.audit.emit(record)
         return record
 
     def _record(self) -> dict[str, Any]:

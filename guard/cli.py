@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -165,15 +166,22 @@ def classify(source: TextIO, model_name: str, threshold: float) -> None:
 @click.option("--upstream", default=None,
               help="OpenAI-compatible base URL [default: $GUARD_UPSTREAM_URL, or offline].")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--shutdown-timeout", default=None, type=click.FloatRange(min=0),
+              help="Seconds to let in-flight requests and streams finish on SIGTERM "
+                   "[default: $GUARD_SHUTDOWN_TIMEOUT_S or 30].")
 @click.option("--pii-processes", type=click.IntRange(0, 64), default=None,
               help="Extra processes per worker that share PII detection of long texts "
                    "(GUARD_PII_PROCESSES; default 0). Each holds its own copy of the model.")
 def serve(host: str, port: int, policy_ref: str | None, upstream: str | None, workers: int,
-          pii_processes: int | None) -> None:
+          shutdown_timeout: float | None, pii_processes: int | None) -> None:
     """Run the OpenAI-compatible proxy: point any OpenAI SDK at http://HOST:PORT/v1.
 
     With no OPENAI_API_KEY and no upstream it runs OFFLINE: a built-in model stand-in
     answers, and moderation is the local classifier — no account and no network needed.
+
+    \b
+    GET /healthz, /readyz and /metrics answer operations; SIGHUP reloads the policy (a
+    broken one is refused and the old one stays); SIGTERM drains, then flushes the audit.
     """
     import uvicorn
 
@@ -212,9 +220,19 @@ def serve(host: str, port: int, policy_ref: str | None, upstream: str | None, wo
     err.print(f"Policy: {policy.name} ({policy.source}, sha256 {policy.sha256[:12]}), "
               f"mode {policy.mode}; audit: {sink}", highlight=False)
     err.print(f"Point your OpenAI SDK at [bold]http://{host}:{port}/v1[/]", highlight=False)
+    if workers > 1:
+        from guard.ops.multiproc import prepare_multiprocess_metrics
+
+        err.print(f"Metrics: {workers} workers share {prepare_multiprocess_metrics()} "
+                  "(Prometheus multiprocess mode). Reload a policy with GUARD_POLICY_WATCH_S or "
+                  "SIGHUP to the workers (not to this supervisor, which restarts them).",
+                  highlight=False)
+    if shutdown_timeout is None:
+        shutdown_timeout = float(os.environ.get("GUARD_SHUTDOWN_TIMEOUT_S") or 30)
     try:
         uvicorn.run("guard.proxy:app_from_env", factory=True, host=host, port=port,
-                    workers=workers, log_level="info", server_header=False)
+                    workers=workers, log_level="info", server_header=False,
+                    timeout_graceful_shutdown=math.ceil(shutdown_timeout))
     except ConfigError as exc:
         _fail(str(exc))
 

@@ -17,6 +17,8 @@ The engine does no network I/O of its own beyond the moderation provider; its CP
 
 from __future__ import annotations
 
+import copy
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,6 +27,7 @@ from guard.audit import AuditLogger, AuditSink, AuditWriter, open_sink
 from guard.call import Call
 from guard.injection.rules import InputRules
 from guard.moderation import Moderator, build_provider
+from guard.ops.hooks import CallObserver
 from guard.policy import ModerationCheck, OutputRule, Policy, RuleCondition, load_policy
 from guard.redact import canonical_value
 from guard.rules import OutputRules
@@ -37,12 +40,23 @@ if TYPE_CHECKING:
 
 ClientT = TypeVar("ClientT")
 
+log = logging.getLogger("guard")
+
 OUTPUT_MODERATION_RULE = "output-moderation"
 
 
 class Guard:
     """Everything one policy needs, built once: detector, input rules, moderators, output
     rules, audit writer."""
+
+    # The parts a policy is made of; replaced together by ``reload`` (see ``_install``).
+    policy: Policy
+    detector: PiiDetector
+    input_rules: InputRules
+    input_moderator: Moderator | None
+    rules: OutputRules
+    output_moderator: Moderator | None
+    _allowed: dict[str, frozenset[str]]
 
     def __init__(
         self,
@@ -52,17 +66,30 @@ class Guard:
         detector: PiiDetector | None = None,
         audit_sink: AuditSink | None = None,
     ) -> None:
+        self.settings = settings
+        self._install(policy, detector)
+        self.observers: list[CallObserver] = []
+        """Told about every call (see :meth:`observe`)."""
+        self.audit_sink_url = settings.audit_sink or policy.audit.sink or DEFAULT_AUDIT_SINK
+        sink = audit_sink if audit_sink is not None else open_sink(self.audit_sink_url)
+        self.audit_writer = AuditWriter(sink)
+        self.audit = AuditLogger(self.audit_writer)
+
+    def _install(self, policy: Policy, detector: PiiDetector | None = None) -> None:
+        """Build everything ``policy`` needs, then switch to it in one step.
+
+        Building may fail (a bad regex, an unknown provider): then nothing has changed.
+        Safe to run in a worker thread while calls go on (see the switch below).
+        """
         from guard.pii import get_detector  # heavy: spaCy and Presidio load here, once
 
-        self.policy = policy
-        self.settings = settings
-        self.detector = detector or get_detector(settings.spacy_model or policy.pii.model)
-        if settings.warm_up:
-            self.detector.warm_up()
-        if settings.pii_processes:
-            self.detector.use_processes(settings.pii_processes)  # process-wide, like the model
-        self.input_rules = InputRules(policy.input.rules)  # loads the injection model if used
-        self.input_moderator = self._moderator(policy.moderation.input)
+        detector = detector or get_detector(self.settings.spacy_model or policy.pii.model)
+        if self.settings.warm_up and not detector.warmed:
+            detector.warm_up()
+        if self.settings.pii_processes:
+            detector.use_processes(self.settings.pii_processes)  # process-wide, like the model
+        input_rules = InputRules(policy.input.rules)  # loads the injection model if used
+        input_moderator = self._moderator(policy.moderation.input)
         rules = list(policy.output.rules)
         if policy.moderation.output is not None and not any(r.when.moderation for r in rules):
             rules.append(OutputRule(
@@ -71,16 +98,43 @@ class Guard:
                 action="block",
                 message="The answer was withheld by output moderation.",
             ))
-        self.rules = OutputRules(rules)
-        self.output_moderator = (
+        output_rules = OutputRules(rules)
+        output_moderator = (
             self._moderator(policy.moderation.output or policy.moderation.input or ModerationCheck())
-            if self.rules.needs_moderation else None
+            if output_rules.needs_moderation else None
         )
-        self.audit_sink_url = settings.audit_sink or policy.audit.sink or DEFAULT_AUDIT_SINK
-        sink = audit_sink if audit_sink is not None else open_sink(self.audit_sink_url)
-        self.audit_writer = AuditWriter(sink)
-        self.audit = AuditLogger(self.audit_writer)
-        self._allowed: dict[str, frozenset[str]] = {}
+        # One dict update: atomic for other threads and coroutines alike (``call`` copies
+        # the guard, so a call sees all of the old policy's parts or all of the new one's).
+        self.__dict__.update({
+            "policy": policy, "detector": detector, "input_rules": input_rules,
+            "input_moderator": input_moderator, "rules": output_rules,
+            "output_moderator": output_moderator, "_allowed": {},
+        })
+
+    def reload(self, policy: str | Path | Policy) -> Policy:
+        """Switch to a new policy without a restart; calls already running keep the old one.
+
+        Raises :class:`~guard.errors.PolicyError` / :class:`~guard.errors.ConfigError` when
+        the new policy does not load or its parts cannot be built; the old policy then stays
+        in force. The audit trail (its sink and hash chain) is kept: a changed ``audit.sink``
+        takes effect at the next start only (logged). Each audit record names the policy
+        that decided it (``policy.sha256``).
+
+        >>> guard.reload("policies/support.yaml")  # doctest: +SKIP
+        """
+        loaded = policy if isinstance(policy, Policy) else load_policy(policy)
+        old = self.policy
+        same_model = (self.settings.spacy_model or loaded.pii.model) == (
+            self.settings.spacy_model or old.pii.model)
+        self._install(loaded, self.detector if same_model else None)
+        if (loaded.audit.sink or None) != (old.audit.sink or None) and not self.settings.audit_sink:
+            log.warning("policy reload: audit.sink changed in %s; the audit trail keeps its "
+                        "current sink until the next start", loaded.source)
+        return loaded
+
+    def observe(self, observer: CallObserver) -> None:
+        """Tell ``observer`` about every call of this guard (streams, finished records)."""
+        self.observers.append(observer)
 
     @classmethod
     def from_policy(
@@ -110,7 +164,8 @@ class Guard:
         context: Mapping[str, Any] | None = None,
     ) -> Call:
         """Start one guarded call; exactly one audit record is written when it ends."""
-        return Call(self, route=route, api_key=api_key, user=user, context=context)
+        # The call keeps the policy it started with, even if the guard reloads meanwhile.
+        return Call(copy.copy(self), route=route, api_key=api_key, user=user, context=context)
 
     def _moderator(self, check: ModerationCheck | None) -> Moderator | None:
         if check is None:

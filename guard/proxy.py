@@ -7,8 +7,10 @@ as pass-through in configuration — there is no silent unguarded path.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ from guard.asgi import (
 from guard.engine import Guard
 from guard.errors import ConfigError
 from guard.offline import OfflineUpstream
+from guard.ops.server import Operations
 from guard.upstream import DEFAULT_TIMEOUT, Forwarder
 
 OFFLINE_BASE_URL = "http://guard-offline.invalid/v1"
@@ -67,6 +70,12 @@ class ProxyConfig:
     """Path prefixes forwarded unguarded (e.g. ``/v1/files``) — an explicit opt-in."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     offline: bool = False
+    metrics: bool = True
+    """Serve ``GET /metrics`` (Prometheus)."""
+    policy_source: str | None = None
+    """The policy file (or pack name) to reload on ``SIGHUP``; ``None``: no reload."""
+    policy_watch_s: float | None = None
+    """Also reload when the policy file changes, polling this often."""
 
     def __post_init__(self) -> None:
         if self.server_key and not self.client_keys:
@@ -107,9 +116,6 @@ class Router:
         if scope["type"] == "lifespan":
             return
         path, method = scope["path"], scope.get("method", "GET")
-        if path == "/healthz" and method == "GET":
-            await send_json(send, 200, b'{"status":"ok"}')
-            return
         if ((method == "POST" and path.endswith("/chat/completions"))
                 or (method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")))
                 or any(path.startswith(p) for p in self.passthrough)):
@@ -139,10 +145,14 @@ class ProxyApp:
         if config.server_key:
             app = ClientKeyCheck(app, config.client_keys)
         self.app = app
+        self.ops = Operations(guard, metrics=config.metrics, policy_source=config.policy_source,
+                              watch_interval_s=config.policy_watch_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+            return
+        if await self.ops.handle(scope, receive, send):  # probes and metrics: no key needed
             return
         await self.app(scope, receive, send)
 
@@ -150,10 +160,15 @@ class ProxyApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                await self.ops.startup()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                # The server has stopped accepting and finished (or timed out) in-flight
+                # requests; now flush the audit trail.
+                await self.ops.shutdown()
                 await self.forwarder.aclose()
-                self.guard.close()
+                await asyncio.to_thread(self.guard.close)
+                self.ops.closed()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -169,6 +184,9 @@ def create_app(
     offline: bool = False,
     transport: Any = None,
     timeout: httpx2.Timeout | None = None,
+    metrics: bool = True,
+    policy_source: str | None = None,
+    policy_watch_s: float | None = None,
 ) -> ProxyApp:
     """Build the proxy around ``guard``.
 
@@ -182,6 +200,9 @@ def create_app(
         passthrough=tuple(passthrough),
         max_body_bytes=max_body_bytes,
         offline=offline,
+        metrics=metrics,
+        policy_source=policy_source,
+        policy_watch_s=policy_watch_s,
     )
     return ProxyApp(guard, config, transport=transport, timeout=timeout)
 
@@ -194,9 +215,19 @@ def is_offline(env: dict[str, str] | os._Environ[str] | None = None) -> bool:
 
 def app_from_env() -> ProxyApp:
     """The app ``guard serve`` runs in each worker, configured by environment variables."""
+    from guard.ops.tracing import configure_tracing
+    from guard.pii import get_detector
+    from guard.policy import load_policy
+
+    configure_tracing()
+    _log_to_stderr()
     offline = is_offline()
     settings: dict[str, Any] = {"moderation_provider": "local"} if offline else {}
-    guard = Guard.from_policy(os.environ.get("GUARD_POLICY") or "default", **settings)
+    source = os.environ.get("GUARD_POLICY") or "default"
+    policy = load_policy(source)
+    # Loaded now, warmed in the background: /readyz says 503 until the warm-up is done.
+    detector = get_detector(os.environ.get("GUARD_SPACY_MODEL") or policy.pii.model, warm=False)
+    guard = Guard.from_policy(policy, detector=detector, warm_up=False, **settings)
     passthrough = [p.strip() for p in os.environ.get("GUARD_PASSTHROUGH", "").split(",")
                    if p.strip()]
     return create_app(
@@ -206,4 +237,19 @@ def app_from_env() -> ProxyApp:
         passthrough=passthrough,
         max_body_bytes=int(os.environ.get("GUARD_MAX_BODY_BYTES") or DEFAULT_MAX_BODY_BYTES),
         offline=offline,
+        metrics=os.environ.get("GUARD_METRICS", "on").lower() not in ("0", "off", "false", "no"),
+        policy_source=source,
+        policy_watch_s=float(os.environ["GUARD_POLICY_WATCH_S"])
+        if os.environ.get("GUARD_POLICY_WATCH_S") else None,
     )
+
+
+def _log_to_stderr() -> None:
+    """``guard serve`` is an application: Guard's own log lines (reloads, audit trouble) go
+    to stderr at INFO, unless something configured the ``guard`` logger already."""
+    logger = logging.getLogger("guard")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)

@@ -85,6 +85,11 @@ class StreamGuard:
 
     # -- the adapter's interface -------------------------------------------------------
 
+    @property
+    def complete(self) -> bool:
+        """The upstream sent ``[DONE]``: nothing after it reaches the client."""
+        return self._saw_done
+
     async def feed(self, data: bytes) -> bytes:
         """Upstream bytes in (split anywhere), bytes safe to release out (maybe empty)."""
         if self.stopped:

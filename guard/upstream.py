@@ -14,6 +14,7 @@ from typing import Any
 import httpx2
 
 from guard.asgi import Receive, Scope, Send, error_body, send_json
+from guard.ops.tracing import inject_headers
 
 # Hop-by-hop and per-connection headers never cross the proxy.
 _DROP_REQUEST = frozenset({b"host", b"content-length", b"connection", b"keep-alive",
@@ -76,6 +77,7 @@ class Forwarder:
         if self.api_key:
             headers = [(k, v) for k, v in headers if k not in (b"authorization", b"api-key")]
             headers.append((b"authorization", f"Bearer {self.api_key}".encode()))
+        inject_headers(headers)  # traceparent of the current (upstream) span
         return headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

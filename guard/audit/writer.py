@@ -283,6 +283,17 @@ class AuditWriter:
                             self._spool.directory if self._spool else "")
 
     @property
+    def running(self) -> bool:
+        """True while the writer takes records (not closed, its thread alive)."""
+        with self._cond:
+            return not self._closing and self._thread.is_alive()
+
+    @property
+    def has_spool(self) -> bool:
+        """True when batches the store refuses go to a local spool instead of waiting."""
+        return self._spool is not None
+
+    @property
     def stats(self) -> WriterStats:
         """A snapshot of the counters (see :class:`WriterStats`)."""
         with self._cond:

@@ -85,10 +85,13 @@ class PiiDetector:
         self._executor_lock = threading.Lock()
         self._processes: PiecePool | None = None
         self.cache = SpanCache()
+        self.warmed = False
+        """True once :meth:`warm_up` has run (readiness reports it)."""
 
     def warm_up(self) -> None:
         """Run every recognizer once so the first request pays no lazy loading."""
         self.analyze(_WARM_UP_TEXT, SUPPORTED_ENTITIES)
+        self.warmed = True
 
     def analyze(self, text: str, entities: Collection[str], min_score: float = 0.0) -> list[Span]:
         """Spans of ``entities`` in ``text`` scoring at least ``min_score``.
@@ -287,11 +290,13 @@ _detectors: dict[str, PiiDetector] = {}
 _detectors_lock = threading.Lock()
 
 
-def get_detector(model: str = "auto") -> PiiDetector:
+def get_detector(model: str = "auto", *, warm: bool = True) -> PiiDetector:
     """The process-wide, warmed-up detector for ``model`` (built on first use).
 
     ``"auto"`` and the name it resolves to share one detector. Construction is serialised
-    by a lock (so two first requests never load spaCy twice); analysis is not.
+    by a lock (so two first requests never load spaCy twice); analysis is not. With
+    ``warm=False`` a new detector is loaded but not warmed up (a server warms it in the
+    background while its readiness check says so).
     """
     name = select_spacy_model(model)
     detector = _detectors.get(name)
@@ -300,6 +305,7 @@ def get_detector(model: str = "auto") -> PiiDetector:
             detector = _detectors.get(name)
             if detector is None:
                 detector = PiiDetector(name)
-                detector.warm_up()
+                if warm:
+                    detector.warm_up()
                 _detectors[name] = detector
     return detector

@@ -130,6 +130,7 @@ def _build(parent: Guard, policy: Policy | None, base: str) -> Guard:
     child.audit_writer.close()
     child.audit_writer, child.audit = parent.audit_writer, parent.audit
     child.audit_sink_url = parent.audit_sink_url
+    child.observers = parent.observers  # metrics count the child's calls with the parent's
     return child
 
 

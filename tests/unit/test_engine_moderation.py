@@ -11,9 +11,11 @@ from tests.support.bodies import answer, chat
 from tests.support.fake_moderation import FakeModeration
 
 
-def policy(on_error: str = "block", output: bool = False) -> str:
+def policy(on_error: str = "block", output: bool = False, timeout_s: float = 10.0) -> str:
+    # A generous budget, so a busy machine never turns an answer into a timeout; the timeout
+    # tests set a short one against a fake that waits far longer.
     text = ("version: 1\nname: mod\nmoderation:\n"
-            f"  input: {{provider: openai, on_error: {on_error}, timeout_s: 0.3,"
+            f"  input: {{provider: openai, on_error: {on_error}, timeout_s: {timeout_s},"
             " thresholds: {default: 0.5, self-harm/intent: 0.2}}\n")
     if output:
         text += "  output: {provider: openai, thresholds: {default: 0.7}}\n"
@@ -71,7 +73,8 @@ async def test_with_a_server_key_moderation_uses_it_not_the_guard_client_key(
 async def test_timeout_with_on_error_block_blocks_as_unavailable(
         make_guard: GuardFactory, fake: FakeModeration) -> None:
     fake.delay_s = 2.0
-    guard, sink = make_guard(policy("block"), moderation_provider=None, upstream_url=fake.base_url)
+    guard, sink = make_guard(policy("block", timeout_s=0.3), moderation_provider=None,
+                             upstream_url=fake.base_url)
     async with guard.call() as call:
         verdict = await call.check_request(chat("hello"))
     assert verdict.blocked and verdict.code == "guard.moderation_unavailable"
@@ -86,7 +89,8 @@ async def test_timeout_with_on_error_block_blocks_as_unavailable(
 async def test_timeout_with_on_error_allow_allows_and_says_so_in_the_audit(
         make_guard: GuardFactory, fake: FakeModeration) -> None:
     fake.delay_s = 2.0
-    guard, sink = make_guard(policy("allow"), moderation_provider=None, upstream_url=fake.base_url)
+    guard, sink = make_guard(policy("allow", timeout_s=0.3), moderation_provider=None,
+                             upstream_url=fake.base_url)
     async with guard.call() as call:
         verdict = await call.check_request(chat("hello"))
     assert not verdict.blocked and verdict.decision == "allow"

@@ -464,7 +464,9 @@ class StreamGuard:
         hits += self._length_hits(channel, frontier)
         self._note(channel, hits, [s for s in spans if s.end > offset], base)
         blocking = [h for h in hits if h.action == "block"]
-        if self.enforced and (blocking or self.call.output_moderation_failed(verdict)):
+        if blocking or self.call.output_moderation_failed(verdict):
+            self._outcome.decision = "block"  # also in monitor mode: what would have happened
+        if self.enforced and self._outcome.decision == "block":
             return self._stop(self._block_chunk(channel.choice, self.call.block_message(blocking)))
         cut = len(pending) if final else self._cut(pending, hits, offset)
         if cut <= 0:
@@ -541,7 +543,7 @@ class StreamGuard:
                 counted.append(span.label)
         if counted:
             self.call.note_output_entities([RuleHit("", "", (), tuple(counted))])
-        self._outcome.decision = most_severe(*(
+        self._outcome.decision = most_severe(self._outcome.decision, *(
             "block" if h.action == "block" else "redact" if h.action == "redact" else "warn"
             for h in self._outcome.hits))
 

@@ -4,11 +4,13 @@
 refusals, tool-call arguments) are held per *channel* (one choice's content or refusal, one
 tool call's arguments). The work is split in two, so that checking never stalls receiving:
 
-1. **Analyse, concurrently.** As soon as ``window_chars`` new characters of a channel have
-   arrived, they go — with ``overlap_chars`` of left context — to one analysis (PII
-   detection and output moderation, the costly part) in a task of its own, while the
-   upstream is still being read. Characters that arrive in one read go in one window, so a
-   slow check means fewer, larger windows, never one call per token.
+1. **Analyse, concurrently with receiving.** As soon as ``window_chars`` new characters of
+   a channel have arrived, they go — with ``overlap_chars`` of left context — to one
+   analysis (PII detection and output moderation, the costly part) in a task of its own,
+   while the upstream is still being read. One analysis per stream runs at a time: what
+   arrives meanwhile becomes the next window, so a slow check means fewer, larger windows,
+   never one call per token — and a busy worker's NER pool never holds more than one job
+   per stream (a deeper queue only made every window, the first included, wait longer).
 2. **Decide and release, in order.** When a window's analysis is back, and every earlier
    window has been decided, the cheap rules (regex, keywords, ``max_chars``) run over the
    window plus the already released left context, and everything but the last
@@ -17,9 +19,10 @@ tool call's arguments). The work is split in two, so that checking never stalls 
    is therefore always seen whole before any of it is released, wherever chunk and window
    borders fall. At the end of a choice the remainder is analysed, decided and released.
 
-At most :data:`MAX_WINDOWS_IN_FLIGHT` windows per stream wait for their analysis or their
-release; beyond that, reading waits (back-pressure), so memory per stream is bounded by the
-window, not by the answer's length. Placeholders are restored only once complete.
+At most :data:`MAX_WINDOWS_IN_FLIGHT` windows per stream wait for their release, and at
+most that many windows' worth of text waits for its analysis; beyond that, reading waits
+(back-pressure), so memory per stream is bounded by the window, not by the answer's length.
+Placeholders are restored only once complete.
 
 Two ways to drive it (an adapter picks one):
 
@@ -62,7 +65,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_WINDOWS_IN_FLIGHT = 4
-"""Windows per stream that may wait for analysis or release before reading pauses."""
+"""Windows per stream that may wait for release (and windows' worth of text that may wait
+for analysis) before reading pauses."""
 
 _PARTIAL_PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*$|<$")
 _CHUNK_KEYS = ("id", "object", "created", "model", "system_fingerprint", "service_tier")
@@ -137,6 +141,8 @@ class StreamGuard:
         self._windows: deque[asyncio.Task[bytes]] = deque()
         """Windows not yet retired (released, or decided in monitor mode)."""
         self._last: asyncio.Task[bytes] | None = None
+        self._analysing = 0
+        """Analyses running (at most one, plus the finals at the end of a choice)."""
         self._arrived = asyncio.Event()
         self._retired = asyncio.Event()
         self._input_ended = False
@@ -270,7 +276,9 @@ class StreamGuard:
         if not self.enforced:
             while self._windows and self._windows[0].done():
                 self._windows.popleft()
-        return len(self._windows) > MAX_WINDOWS_IN_FLIGHT
+        backlog = max((c.received - c.submitted for c in self._channels.values()), default=0)
+        return (len(self._windows) > MAX_WINDOWS_IN_FLIGHT
+                or backlog > MAX_WINDOWS_IN_FLIGHT * self.window)
 
     async def _retire_monitored(self) -> None:
         await asyncio.wait({self._windows[0]})
@@ -302,7 +310,13 @@ class StreamGuard:
             return
         for event in events:
             self._event(event)
+        self._submit_full()
+
+    def _submit_full(self) -> None:
+        """Start the next analysis if none is running and a window's worth has arrived."""
         for channel in self._channels.values():
+            if self._analysing:
+                return
             if not channel.closed and channel.received - channel.submitted >= self.window:
                 self._submit(channel, final=False)
 
@@ -405,6 +419,8 @@ class StreamGuard:
         channel.submitted = frontier
         if not new and not (final and channel.pending):
             return
+        if new:
+            self._analysing += 1
         task = self._chain(self._window(channel, start, text if new else "", frontier, final,
                                         self._last))
         self._windows.append(task)
@@ -421,6 +437,11 @@ class StreamGuard:
             except Exception as exc:  # a checker bug must never let text through unchecked
                 failure = type(exc).__name__
                 logger.error("output check failed in a stream: %s", failure)
+            finally:
+                self._analysing -= 1
+            if not self.stopped:
+                self._submit_full()  # what arrived meanwhile is the next window
+            self._retired.set()
         if previous is not None:
             await asyncio.wait({previous})  # decide in order; its own errors surface there
         if self.stopped:

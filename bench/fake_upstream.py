@@ -2,6 +2,11 @@
 """Run guard.testing.FakeUpstream in its own process (so a benchmark's client does not share
 its interpreter): streams TOKENS chunks of 4 characters DELAY seconds apart.
 
+A request may ask for another pace with the header ``x-bench-delay: SECONDS`` (Guard
+forwards it), so one upstream serves both the sequential and the concurrent runs. Run a
+second instance for ``/v1/moderations``: like OpenAI's, the moderation service then does not
+share a process with 200 streams.
+
     python bench/fake_upstream.py --port 9100 --tokens 200 --delay 0.005
 """
 
@@ -13,9 +18,30 @@ import time
 from pathlib import Path
 from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import Response
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from guard.testing import FakeUpstream
+
+
+class BenchUpstream(FakeUpstream):
+    def __init__(self, *, delay: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.default_delay = delay
+
+    async def record(self, request: Request) -> Any:
+        # Memory stays flat over a long benchmark: nothing is kept.
+        body = await super().record(request)
+        self.requests.clear()
+        self.received.clear()
+        return body
+
+    async def chat_completions(self, request: Request) -> Response:
+        # Runs never overlap, so one attribute serves them all.
+        self.stream_delay_s = float(request.headers.get("x-bench-delay") or self.default_delay)
+        return await super().chat_completions(request)
 
 
 def main() -> None:
@@ -33,9 +59,8 @@ def main() -> None:
                 "usage": {"prompt_tokens": 20, "completion_tokens": a.tokens,
                           "total_tokens": 20 + a.tokens}}
 
-    upstream = FakeUpstream(reply=reply, port=a.port)
+    upstream = BenchUpstream(reply=reply, port=a.port, delay=a.delay)
     upstream.stream_chunk_chars = 4
-    upstream.stream_delay_s = a.delay
     upstream.start()
     print(upstream.base_url, flush=True)
     try:

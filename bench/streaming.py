@@ -1,16 +1,24 @@
 #!/usr/bin/env python3
 """Streaming overhead: direct to a fake upstream vs through `guard serve`, in one run.
 
-The fake upstream streams TOKENS chunks of 4 characters, one every DELAY seconds. For each
-system, alternating, it measures time to first content token and total time per stream;
-then it runs CONCURRENT streams at once through Guard (one worker) and reports errors,
-throughput and the server's resident memory before and after.
+The fake upstream streams TOKENS chunks of 4 characters. Three measurements, each with the
+direct baseline in the same run:
 
-    python bench/streaming.py                      # defaults: 200 tokens, 5 ms apart
-    python bench/streaming.py --tokens 400 --delay 0.01 --runs 10 --concurrent 200
+1. sequential, one stream at a time, DELAY apart per chunk, alternating direct and Guard:
+   time to first content token (TTFT) and total time per stream (medians);
+2. CONCURRENT streams at once, CONCURRENT_DELAY apart per chunk (the pace of a real model,
+   about 80 tokens/s by default), direct, then through Guard (one worker) twice: errors,
+   wall time, per-stream TTFT and total (p50/p95) and the server's resident memory before
+   and after each run (flat = bounded per stream).
 
-Guard runs with the default policy (PII, moderation against the fake upstream, output rules
-including the PII rule, audit to SQLite in a temporary folder).
+Moderation answers from a separate fake process, as OpenAI's does in production.
+
+    python bench/streaming.py                          # defaults
+    python bench/streaming.py --tokens 400 --runs 10 --concurrent 200 --output-moderation
+
+Guard runs the default policy (PII, input moderation, prompt-injection rule, output rules,
+audit to SQLite in a temporary folder); ``--output-moderation`` also moderates every
+streamed window; ``--policy`` takes another policy file or shipped name.
 """
 
 from __future__ import annotations
@@ -26,8 +34,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx2
+import yaml
 
 BODY = {"model": "gpt-4o-mini", "stream": True, "messages": [
     {"role": "user", "content": "Write a long answer for Maria Gonzalez (maria@example.org)."}]}
@@ -46,73 +56,117 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def one_stream(client: httpx2.AsyncClient, url: str) -> tuple[float, float, int]:
+class Withheld(Exception):
+    """The stream ended with finish_reason content_filter (a block, or a check that failed)."""
+
+
+async def one_stream(client: httpx2.AsyncClient, url: str, delay: float) -> tuple[float, float]:
     started = time.perf_counter()
     first = None
-    chars = 0
-    async with client.stream("POST", url, json=BODY, headers={"authorization": "Bearer k"}) as r:
+    headers = {"authorization": "Bearer k", "x-bench-delay": str(delay)}
+    async with client.stream("POST", url, json=BODY, headers=headers) as r:
         r.raise_for_status()
         async for line in r.aiter_lines():
+            if '"finish_reason": "content_filter"' in line:
+                raise Withheld("answer withheld (content_filter)")
             if line.startswith("data: {") and '"content": "' in line and '"content": ""' not in line:
                 if first is None:
                     first = time.perf_counter() - started
-                chars += 1
+            elif line.startswith("data: {") and '"error"' in line:
+                raise RuntimeError("error event in the stream")
     total = time.perf_counter() - started
-    return (first if first is not None else total), total, chars
+    if first is None:
+        raise RuntimeError("no content received")
+    return first, total
 
 
-async def sequential(direct: str, guarded: str, runs: int) -> dict[str, list[tuple[float, float]]]:
+async def sequential(direct: str, guarded: str, runs: int,
+                     delay: float) -> dict[str, list[tuple[float, float]]]:
     results: dict[str, list[tuple[float, float]]] = {"direct": [], "guard": []}
     async with httpx2.AsyncClient(timeout=120) as client:
         for _ in range(runs):
             for name, url in (("direct", direct), ("guard", guarded)):
-                ttft, total, _ = await one_stream(client, url)
-                results[name].append((ttft, total))
+                results[name].append(await one_stream(client, url, delay))
     return results
 
 
-async def concurrent(url: str, n: int) -> tuple[float, int, int]:
+async def concurrent(url: str, n: int, delay: float) -> dict[str, Any]:
     limits = httpx2.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
     async with httpx2.AsyncClient(timeout=300, limits=limits) as client:
         started = time.perf_counter()
-        outcomes = await asyncio.gather(*(one_stream(client, url) for _ in range(n)),
+        outcomes = await asyncio.gather(*(one_stream(client, url, delay) for _ in range(n)),
                                         return_exceptions=True)
         elapsed = time.perf_counter() - started
-    failures = [o for o in outcomes if isinstance(o, BaseException)]
-    if failures:
-        kinds: dict[str, int] = {}
-        for f in failures:
-            kind = f"{type(f).__name__}: {str(f)[:80]}"
-            kinds[kind] = kinds.get(kind, 0) + 1
-        print("errors:", kinds, file=sys.stderr)
-    return elapsed, n - len(failures), len(failures)
+    ok = [o for o in outcomes if isinstance(o, tuple)]
+    kinds: dict[str, int] = {}
+    for failure in (o for o in outcomes if isinstance(o, BaseException)):
+        kind = f"{type(failure).__name__}: {str(failure)[:60]}"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return {"elapsed": elapsed, "ok": len(ok), "errors": kinds,
+            "ttft": [o[0] for o in ok], "total": [o[1] for o in ok]}
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def bench_policy(source: str, moderation_url: str, output_moderation: bool, folder: str) -> str:
+    """The policy with moderation pointed at the separate fake moderation process."""
+    path = Path(source)
+    if not path.exists():
+        path = Path(__file__).resolve().parents[1] / "guard" / "policies" / f"{source}.yaml"
+    policy = yaml.safe_load(path.read_text())
+    moderation = policy.get("moderation") or {}
+    for stage in ("input", "output"):
+        if isinstance(moderation.get(stage), dict) and moderation[stage].get("provider") == "openai":
+            moderation[stage]["base_url"] = moderation_url
+    if output_moderation:
+        moderation["output"] = {"provider": "openai", "base_url": moderation_url}
+    policy["moderation"] = moderation
+    out = Path(folder) / "bench-policy.yaml"
+    out.write_text(yaml.safe_dump(policy, sort_keys=False))
+    return str(out)
+
+
+def start_fake(port: int, tokens: int, delay: float) -> tuple[subprocess.Popen[str], str]:
+    fake = subprocess.Popen([sys.executable, str(Path(__file__).with_name("fake_upstream.py")),
+                             "--port", str(port), "--tokens", str(tokens), "--delay", str(delay)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert fake.stdout is not None
+    return fake, fake.stdout.readline().strip()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokens", type=int, default=200)
-    ap.add_argument("--delay", type=float, default=0.005)
+    ap.add_argument("--delay", type=float, default=0.005, help="seconds between chunks (sequential)")
     ap.add_argument("--runs", type=int, default=8)
     ap.add_argument("--concurrent", type=int, default=200)
+    ap.add_argument("--concurrent-delay", type=float, default=0.0125,
+                    help="seconds between chunks in the concurrent runs (0.0125 = 80 tokens/s)")
     ap.add_argument("--policy", default="default",
                     help="policy for guard serve (a file or a shipped name)")
+    ap.add_argument("--audit", default=None,
+                    help="keep Guard's audit trail in this SQLite file (to look into errors)")
+    ap.add_argument("--output-moderation", action="store_true",
+                    help="also moderate every streamed window (moderation.output)")
     a = ap.parse_args()
 
-    upstream_port = free_port()
-    fake = subprocess.Popen([sys.executable, str(Path(__file__).with_name("fake_upstream.py")),
-                             "--port", str(upstream_port), "--tokens", str(a.tokens),
-                             "--delay", str(a.delay)], stdout=subprocess.PIPE, text=True)
-    assert fake.stdout is not None
-    upstream_url = fake.stdout.readline().strip()
+    fake, upstream_url = start_fake(free_port(), a.tokens, a.delay)
+    moderation, moderation_url = start_fake(free_port(), a.tokens, a.delay)
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         guard_bin = shutil.which("guard", path=str(Path(sys.executable).parent)) or "guard"
-        env = {**os.environ, "GUARD_AUDIT": f"sqlite:///{tmp}/audit.db"}
+        audit = Path(a.audit).resolve() if a.audit else Path(tmp) / "audit.db"
+        env = {**os.environ, "GUARD_AUDIT": f"sqlite:///{audit}"}
         env.pop("OPENAI_API_KEY", None)
+        policy = bench_policy(a.policy, moderation_url, a.output_moderation, tmp)
         server = subprocess.Popen([guard_bin, "serve", "--port", str(port), "--upstream",
-                                   upstream_url, "--policy", str(Path(a.policy).resolve())
-                                   if Path(a.policy).exists() else a.policy], env=env, cwd=tmp,
+                                   upstream_url, "--policy", policy], env=env, cwd=tmp,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60
@@ -126,25 +180,24 @@ def main() -> None:
                     time.sleep(0.2)
             direct = f"{upstream_url}/chat/completions"
             guarded = f"http://127.0.0.1:{port}/v1/chat/completions"
-            asyncio.run(sequential(direct, guarded, 2))  # warm up both paths
-            seq = asyncio.run(sequential(direct, guarded, a.runs))
-            direct_elapsed, direct_ok, direct_errors = asyncio.run(concurrent(direct, a.concurrent))
-            before = rss_mb(server.pid)
-            elapsed, ok, errors = asyncio.run(concurrent(guarded, a.concurrent))
-            after = rss_mb(server.pid)
-            elapsed2, ok2, errors2 = asyncio.run(concurrent(guarded, a.concurrent))
-            after2 = rss_mb(server.pid)
+            asyncio.run(sequential(direct, guarded, 2, a.delay))  # warm up both paths
+            seq = asyncio.run(sequential(direct, guarded, a.runs, a.delay))
+            conc = {"direct": asyncio.run(concurrent(direct, a.concurrent, a.concurrent_delay))}
+            memory = [rss_mb(server.pid)]
+            for name in ("guard", "guard again"):
+                conc[name] = asyncio.run(concurrent(guarded, a.concurrent, a.concurrent_delay))
+                memory.append(rss_mb(server.pid))
         finally:
-            server.terminate()
-            server.wait(timeout=30)
-            fake.terminate()
-            fake.wait(timeout=30)
+            for process in (server, fake, moderation):
+                process.terminate()
+                process.wait(timeout=30)
 
     def med(name: str, i: int) -> float:
         return statistics.median(r[i] for r in seq[name]) * 1000
 
     fill_ms = (160 / 4) * a.delay * 1000  # default window: 160 chars = 40 chunks
-    print(f"fake upstream: {a.tokens} chunks of 4 chars, {a.delay * 1000:.1f} ms apart; "
+    print(f"policy: {a.policy}{' + output moderation' if a.output_moderation else ''}")
+    print(f"sequential: {a.tokens} chunks of 4 chars, {a.delay * 1000:.1f} ms apart; "
           f"{a.runs} alternating runs per system; medians")
     print(f"{'system':8s} {'TTFT ms':>9s} {'total ms':>9s}")
     for name in ("direct", "guard"):
@@ -153,13 +206,18 @@ def main() -> None:
           f"(window fill time at this rate: {fill_ms:.1f} ms)")
     print(f"added total: {med('guard', 1) - med('direct', 1):+.1f} ms "
           f"({(med('guard', 1) / med('direct', 1) - 1) * 100:+.1f}%)")
-    print(f"{a.concurrent} concurrent streams direct: {direct_elapsed:.1f} s, {direct_ok} ok, "
-          f"{direct_errors} errors")
-    print(f"{a.concurrent} concurrent streams through guard (1 worker): "
-          f"{elapsed:.1f} s, {ok} ok, {errors} errors; again: {elapsed2:.1f} s, {ok2} ok, "
-          f"{errors2} errors")
-    print(f"guard RSS: {before:.0f} MB before, {after:.0f} MB after the first run, "
-          f"{after2:.0f} MB after the second")
+    print(f"\n{a.concurrent} concurrent streams, {a.concurrent_delay * 1000:.1f} ms per chunk, "
+          "Guard on 1 worker")
+    print(f"{'run':12s} {'ok':>4s} {'errors':>6s} {'wall s':>7s} {'TTFT p50':>9s} {'p95':>7s} "
+          f"{'total p50':>10s} {'p95':>7s}")
+    for name, r in conc.items():
+        print(f"{name:12s} {r['ok']:4d} {sum(r['errors'].values()):6d} {r['elapsed']:7.1f} "
+              f"{pct(r['ttft'], .5):9.0f} {pct(r['ttft'], .95):7.0f} "
+              f"{pct(r['total'], .5):10.0f} {pct(r['total'], .95):7.0f}")
+        if r["errors"]:
+            print(f"{'':12s} errors: {r['errors']}")
+    print(f"guard RSS: {memory[0]:.0f} MB before, {memory[1]:.0f} MB after the first run, "
+          f"{memory[2]:.0f} MB after the second")
 
 
 if __name__ == "__main__":

@@ -78,6 +78,52 @@ class _StreamStopped(Exception):
     """Raised into the app's ``send`` after a mid-stream block, so it closes the upstream."""
 
 
+class _StreamRelay:
+    """One guarded event stream: the app's body messages go into the :class:`StreamGuard`
+    (reader side, in the app's task) while a writer task sends what it releases to the
+    client — so a check still running never stalls reading, and checked text goes out as
+    soon as it is decided, even while the upstream is silent."""
+
+    def __init__(self, stream: StreamGuard, send: Send, stop_app: Callable[[], object]) -> None:
+        self.stream = stream
+        self.send = send
+        self.stop_app = stop_app
+        self.writer = asyncio.create_task(self._write())
+
+    async def body(self, message: Message) -> None:
+        if self.stream.stopped:
+            raise _StreamStopped
+        await self.stream.ingest(message.get("body", b""))
+        if not message.get("more_body", False):
+            self.stream.end_input()
+
+    async def _write(self) -> None:
+        try:
+            async for out in self.stream.releases():
+                await self.send({"type": "http.response.body", "body": out, "more_body": True})
+            await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+        except Exception:
+            self.stop_app()
+            raise
+        if self.stream.stopped or self.stream.complete:
+            # A block, or [DONE] sent: read no more of the upstream. A client that hangs up
+            # after [DONE] while the upstream body is still open is not a disconnect.
+            self.stop_app()
+
+    @property
+    def ended(self) -> bool:
+        """Everything the client will get was sent: a block, or the stream up to ``[DONE]``."""
+        return self.stream.stopped or (self.stream.complete and self.writer.done())
+
+    async def aclose(self) -> BaseException | None:
+        """Stop the writer and the stream's checks if still running; the writer's failure."""
+        if not self.writer.done():
+            self.writer.cancel()
+        await asyncio.wait({self.writer})
+        await self.stream.aclose()
+        return None if self.writer.cancelled() else self.writer.exception()
+
+
 class GuardMiddleware:
     """Guard the OpenAI-style routes of an ASGI app.
 
@@ -219,48 +265,55 @@ class _GuardedExchange:
         started = time.perf_counter()
         start: Message | None = None
         chunks: list[bytes] = []
-
-        stream: StreamGuard | None = None
+        relay: _StreamRelay | None = None
 
         async def capture(message: Message) -> None:
-            nonlocal start, stream
+            nonlocal start, relay
             if message["type"] == "http.response.start":
                 start = message
                 self.call.add_latency("upstream", (time.perf_counter() - started) * 1000)
                 if self.call.stream and _is_event_stream(message):
-                    stream = StreamGuard(self.call)
                     await self._start_stream(message)
+                    relay = _StreamRelay(StreamGuard(self.call), self.send, stop_app=app.cancel)
                 return
             if message["type"] != "http.response.body" or start is None:
                 await self.send(message)
                 return
-            if stream is not None:
-                await self._relay_stream(stream, message)
+            if relay is not None:
+                await relay.body(message)
                 return
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 await self._respond(start, b"".join(chunks))
 
         # The app runs inside the upstream span, so a forwarder sends it as traceparent.
+        writer_failed: BaseException | None = None
         with self.call.trace.upstream(self.scope["path"], self.call.model) as span:
             app: asyncio.Task[None] = asyncio.ensure_future(self.mw.app(scope, replay, capture))
             watcher = asyncio.create_task(watch_client())
             try:
                 await asyncio.wait({app, watcher}, return_when=asyncio.FIRST_COMPLETED)
+                if relay is not None and not gone.is_set():
+                    relay.stream.end_input()  # the app is done: what it sent is all there is
+                    await asyncio.wait({relay.writer, watcher}, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 watcher.cancel()
-                if not app.done():
+                unfinished = not app.done() or (relay is not None and not relay.writer.done())
+                if unfinished and not (relay is not None and relay.ended):
                     # The client went away: stop the upstream request now, not when it finishes.
-                    app.cancel()
                     self.call.status, self.call.truncated = "client_disconnected", True
+                if not app.done():
+                    app.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait({app})
+                if relay is not None:
+                    writer_failed = await relay.aclose()
                 upstream_done(span, usage=self.call.usage,
                               status=int(start["status"]) if start is not None else None)
-        if app.cancelled():
+        if writer_failed is not None:
+            self.call.status, self.call.error = "error", type(writer_failed).__name__
             return
-        if isinstance(app.exception(), _StreamStopped):
-            await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+        if app.cancelled() or isinstance(app.exception(), _StreamStopped):
             return
         if app.exception() is not None:
             self.call.status = "error"
@@ -281,23 +334,6 @@ class _GuardedExchange:
         self.response_started = True
         await self.send({"type": "http.response.start", "status": start["status"],
                          "headers": [*headers, *self.guard_headers]})
-
-    async def _relay_stream(self, stream: StreamGuard, message: Message) -> None:
-        out = await stream.feed(message.get("body", b""))
-        if stream.stopped:
-            await self.send({"type": "http.response.body", "body": out, "more_body": True})
-            raise _StreamStopped
-        more = bool(message.get("more_body", False)) and not stream.complete
-        if not more:
-            out += await stream.finish()
-            if stream.complete and message.get("more_body", False):
-                # [DONE] arrived: end the client's response now, and close the upstream
-                # instead of waiting for its body to end (a client that hangs up after
-                # [DONE] would otherwise be recorded as a disconnect, its output unrecorded).
-                await self.send({"type": "http.response.body", "body": out, "more_body": True})
-                raise _StreamStopped
-        if out or not more:
-            await self.send({"type": "http.response.body", "body": out, "more_body": more})
 
     async def _respond(self, start: Message, body: bytes) -> None:
         status = int(start["status"])

@@ -27,7 +27,7 @@ from guard.ops.hooks import notify
 from guard.ops.tracing import CallTrace
 from guard.pricing import cost_usd, usage_of
 from guard.redact import PlaceholderMap, describe_counts, mask_for, rewrite
-from guard.rules import RuleHit, RulesOutcome, redact_ranges
+from guard.rules import Analysis, RuleHit, RulesOutcome, redact_ranges
 from guard.values import Decision, Finding, ModerationVerdict, Span, most_severe
 from guard.wire.chat import TextSlot, extract_request, extract_response, replace_texts
 
@@ -248,7 +248,7 @@ class Call:
         slots = extract_response(body)
         outcome = await self.evaluate_rules([s.text for s in slots])
         hits = outcome.all_hits
-        moderation_failed = self.output_moderation_failed(outcome)
+        moderation_failed = self.output_moderation_failed(outcome.moderation)
 
         blocked_choices: set[int] = set()
         block_messages: dict[int, str] = {}
@@ -284,6 +284,15 @@ class Call:
 
     async def evaluate_rules(self, texts: Sequence[str]) -> RulesOutcome:
         """The output rules over ``texts`` (model text, placeholders not yet restored)."""
+        analysis = await self.analyze_output(texts)
+        with self._stage("rules"):
+            outcome = RulesOutcome(tuple(self.guard.rules.match(text, analysis.spans[i], analysis.moderation)
+                                         for i, text in enumerate(texts)), analysis.moderation)
+        self.note_output_entities(outcome.all_hits)
+        return outcome
+
+    async def analyze_output(self, texts: Sequence[str]) -> Analysis:
+        """PII detection and moderation for the output rules (the costly part of checking)."""
         moderate = None
         if self.guard.output_moderator is not None:
             async def moderate(texts: Sequence[str]) -> ModerationVerdict:
@@ -291,16 +300,17 @@ class Call:
                     return await self.guard.moderate_output(texts, self._moderation_key)
 
         with self._stage("rules"):
-            outcome = await self.guard.rules.evaluate(texts, detect=self.guard.detect,
-                                                      moderate=moderate)
-        for hit in outcome.all_hits:
-            self._output_entities.update(hit.entities)
-        return outcome
+            return await self.guard.rules.analyze(texts, detect=self.guard.detect, moderate=moderate)
 
-    def output_moderation_failed(self, outcome: RulesOutcome) -> bool:
+    def note_output_entities(self, hits: Sequence[RuleHit]) -> None:
+        """Count the PII kinds that output rules found (for the record's ``output_entities``)."""
+        for hit in hits:
+            self._output_entities.update(hit.entities)
+
+    def output_moderation_failed(self, verdict: ModerationVerdict | None) -> bool:
         """True when output moderation failed and the policy says to withhold the answer."""
         moderator = self.guard.output_moderator
-        return (outcome.moderation is not None and outcome.moderation.outcome == "error"
+        return (verdict is not None and verdict.outcome == "error"
                 and moderator is not None and moderator.on_error != "allow")
 
     def block_message(self, blocking: Sequence[RuleHit]) -> str:

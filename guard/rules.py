@@ -9,6 +9,7 @@ redacted a second time.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,19 @@ class RulesOutcome:
     @property
     def all_hits(self) -> list[RuleHit]:
         return [hit for per_text in self.hits for hit in per_text]
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """The costly part of checking texts (PII detection, moderation), done once.
+
+    Matching the rules against an analysis is cheap, so a stream can analyse windows
+    concurrently while it receives and match them in order when it releases text.
+    """
+
+    spans: tuple[tuple[Span, ...], ...]
+    """PII spans per text (only the entities some rule asks for)."""
+    moderation: ModerationVerdict | None = None
 
 
 def _word_pattern(words: Sequence[str], case_sensitive: bool) -> re.Pattern[str]:
@@ -84,18 +98,37 @@ class OutputRules:
         moderate: ModerateFn | None,
     ) -> RulesOutcome:
         """Every rule over every text. Detection and moderation run once for all texts."""
+        analysis = await self.analyze(texts, detect=detect, moderate=moderate)
+        return RulesOutcome(tuple(self.match(text, analysis.spans[i], analysis.moderation)
+                                  for i, text in enumerate(texts)), analysis.moderation)
+
+    async def analyze(
+        self,
+        texts: Sequence[str],
+        *,
+        detect: DetectFn,
+        moderate: ModerateFn | None,
+    ) -> Analysis:
+        """PII detection and moderation over ``texts``, the two running concurrently."""
         entities = self.pii_entities
-        spans = await detect(texts, entities) if entities and texts else [[] for _ in texts]
-        verdict = await moderate(texts) if moderate is not None and self.needs_moderation else None
-        hits: list[tuple[RuleHit, ...]] = []
-        for index, text in enumerate(texts):
-            per_text: list[RuleHit] = []
-            for rule in self.rules:
-                hit = self._match(rule, text, spans[index], verdict)
-                if hit is not None:
-                    per_text.append(hit)
-            hits.append(tuple(per_text))
-        return RulesOutcome(tuple(hits), verdict)
+
+        async def spans() -> list[list[Span]]:
+            return await detect(texts, entities) if entities and texts else [[] for _ in texts]
+
+        async def verdict() -> ModerationVerdict | None:
+            return await moderate(texts) if moderate is not None and self.needs_moderation else None
+
+        found, moderation = await asyncio.gather(spans(), verdict())
+        return Analysis(tuple(tuple(s) for s in found), moderation)
+
+    def match(self, text: str, spans: Sequence[Span],
+              verdict: ModerationVerdict | None) -> tuple[RuleHit, ...]:
+        """The rules that ``text`` breaks, given its PII ``spans`` and moderation ``verdict``."""
+        hits = (self._match(rule, text, spans, verdict) for rule in self.rules)
+        return tuple(hit for hit in hits if hit is not None)
+
+    def is_moderation_rule(self, rule_id: str) -> bool:
+        return any(r.id == rule_id and r.when.moderation not in (None, False) for r in self.rules)
 
     def _match(
         self,

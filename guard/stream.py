@@ -1,54 +1,106 @@
 """Guarding a streamed chat completion: no text reaches the client before the rules saw it.
 
 ``StreamGuard`` sits between the upstream's SSE bytes and the client. Text deltas (content,
-refusals, tool-call arguments) are held per choice in a window; when ``window_chars`` have
-gathered, the output rules run over the window plus ``overlap_chars`` of already released
-text, and everything but the last ``overlap_chars`` is released. A match of up to
-``overlap_chars`` characters is therefore always seen whole before any of it is released,
-wherever the chunk borders fall; a match that touches the end of what has arrived is held
-until it ends. Placeholders are restored only once complete. At the end of a choice the
-remainder is checked and released. Memory per stream is bounded by the window.
+refusals, tool-call arguments) are held per *channel* (one choice's content or refusal, one
+tool call's arguments). The work is split in two, so that checking never stalls receiving:
 
-Usage (adapters)::
+1. **Analyse, concurrently with receiving.** As soon as ``window_chars`` new characters of
+   a channel have arrived, they go — with ``overlap_chars`` of left context — to one
+   analysis (PII detection and output moderation, the costly part) in a task of its own,
+   while the upstream is still being read. One analysis per stream runs at a time: what
+   arrives meanwhile becomes the next window, so a slow check means fewer, larger windows,
+   never one call per token — and a busy worker's NER pool never holds more than one job
+   per stream (a deeper queue only made every window, the first included, wait longer).
+2. **Decide and release, in order.** When a window's analysis is back, and every earlier
+   window has been decided, the cheap rules (regex, keywords, ``max_chars``) run over the
+   window plus the already released left context, and everything but the last
+   ``overlap_chars`` is released (minus a match or placeholder that reaches the end of what
+   was analysed, which waits for more text). A match of up to ``overlap_chars`` characters
+   is therefore always seen whole before any of it is released, wherever chunk and window
+   borders fall. At the end of a choice the remainder is analysed, decided and released.
 
-    stream = StreamGuard(call)
-    async for data in upstream_bytes:
-        out = await stream.feed(data)
-        if out: await send_to_client(out)
-        if stream.stopped: break          # a block: close the upstream now
-    await send_to_client(await stream.finish())
+At most :data:`MAX_WINDOWS_IN_FLIGHT` windows per stream wait for their release, and at
+most that many windows' worth of text waits for its analysis; beyond that, reading waits
+(back-pressure), so memory per stream is bounded by the window, not by the answer's length.
+Placeholders are restored only once complete.
+
+Two ways to drive it (an adapter picks one):
+
+    # 1. pull: what is ready comes back from each call (the SDK wrappers)
+    out = await stream.feed(data)        # for each upstream read
+    out = await stream.finish()          # at the end of the upstream body
+
+    # 2. push: read and write concurrently (the middleware), so released text goes out
+    #    as soon as it is checked, even while the upstream is silent
+    await stream.ingest(data)            # reader side, for each upstream read
+    stream.end_input()                   # reader side, at the end of the upstream body
+    async for out in stream.releases():  # writer side
+        ...
+
+``stopped`` turns true on a block (the block chunk and ``[DONE]`` are the last bytes out):
+the adapter closes the upstream then. ``aclose()`` cancels what is still running (a
+client went away) and records what was decided so far.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
+from collections import deque
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
+from guard.pricing import usage_of
 from guard.redact import PLACEHOLDER
-from guard.rules import RuleHit, redact_ranges
-from guard.values import Decision, ModerationVerdict, most_severe
+from guard.rules import Analysis, RuleHit, redact_ranges
+from guard.values import Decision, ModerationVerdict, Span, most_severe
 from guard.wire.sse import DONE, SSEEvent, SSEParser, format_event
 
 if TYPE_CHECKING:
     from guard.call import Call
 
+logger = logging.getLogger(__name__)
+
+MAX_WINDOWS_IN_FLIGHT = 4
+"""Windows per stream that may wait for release (and windows' worth of text that may wait
+for analysis) before reading pauses."""
+
 _PARTIAL_PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*$|<$")
 _CHUNK_KEYS = ("id", "object", "created", "model", "system_fingerprint", "service_tier")
+_VERDICT_RANK = {"skipped": 0, "pass": 1, "flagged": 2, "error": 3}
 
 
 @dataclass
 class _Channel:
-    """One stream of text: a choice's content or refusal, or one tool call's arguments."""
+    """One stream of text: a choice's content or refusal, or one tool call's arguments.
+
+    Positions (``released``, ``submitted``, spans, carried hits) count characters from the
+    start of the channel, so they stay valid while text moves from pending to released.
+    """
 
     choice: int
     kind: str  # "content" | "refusal" | "arguments"
     tool_index: int | None = None
     pending: str = ""
+    """Received, not yet released (raw: placeholders not restored)."""
     tail: str = ""
-    released_chars: int = 0
+    """The last ``overlap_chars`` released (raw): left context for the next check."""
+    released: int = 0
+    """Characters released so far: the position of ``pending[0]``."""
+    submitted: int = 0
+    """Position up to which text has gone to an analysis."""
+    spans: list[Span] = field(default_factory=list)
+    """PII found so far, at channel positions; dropped once released."""
+    carried: list[RuleHit] = field(default_factory=list)
+    """Moderation redactions at channel positions, applied until released."""
     closed: bool = False
+
+    @property
+    def received(self) -> int:
+        return self.released + len(self.pending)
 
     @property
     def in_json(self) -> bool:
@@ -60,6 +112,10 @@ class _Outcome:
     hits: list[RuleHit] = field(default_factory=list)
     moderation: ModerationVerdict | None = None
     decision: Decision = "allow"
+    entities: set[tuple[int, str, int | None, int, int, str]] = field(default_factory=set)
+
+
+_Item: TypeAlias = "bytes | asyncio.Task[bytes]"
 
 
 class StreamGuard:
@@ -72,18 +128,33 @@ class StreamGuard:
         self.overlap = streaming.overlap_chars
         self.enforced = call.guard.policy.mode == "enforce"
         self.restore = call.guard.policy.pii.restore_output
-        self._max_chars = {r.id: r.when.max_chars for r in call.guard.rules.rules
+        self._rules = call.guard.rules
+        self._max_chars = {r.id: r.when.max_chars for r in self._rules.rules
                            if r.when.max_chars is not None}
-        self._actions = {r.id: r.action for r in call.guard.rules.rules}
+        self._actions = {r.id: r.action for r in self._rules.rules}
         self._parser = SSEParser()
         self._channels: dict[tuple[int, str, int | None], _Channel] = {}
         self._template: dict[str, Any] = {}
         self._outcome = _Outcome()
-        self._done_sent = False
+        self._items: deque[_Item] = deque()
+        """What goes to the client, in order: bytes, or a window's decision to come."""
+        self._windows: deque[asyncio.Task[bytes]] = deque()
+        """Windows not yet retired (released, or decided in monitor mode)."""
+        self._last: asyncio.Task[bytes] | None = None
+        self._analysing = 0
+        """Analyses running (at most one, plus the finals at the end of a choice)."""
+        self._arrived = asyncio.Event()
+        self._retired = asyncio.Event()
+        self._input_ended = False
+        self._output_ended = False
+        self._stop_task: asyncio.Task[bytes] | None = None
+        self._end_task: asyncio.Task[bytes] | None = None
         self._saw_done = False
+        self._saw_error = False
+        self._recorded = False
         self.stopped = False
 
-    # -- the adapter's interface -------------------------------------------------------
+    # -- pull: one call per upstream read ----------------------------------------------
 
     @property
     def complete(self) -> bool:
@@ -91,111 +162,218 @@ class StreamGuard:
         return self._saw_done
 
     async def feed(self, data: bytes) -> bytes:
-        """Upstream bytes in (split anywhere), bytes safe to release out (maybe empty)."""
-        if self.stopped:
-            return b""
-        out = bytearray()
-        for event in self._parser.feed(data):
-            out += await self._event(event)
-            if self.stopped:
-                break
-        return bytes(out) if self.enforced else data
+        """Upstream bytes in (split anywhere); out, the bytes that are safe to release now.
+
+        Returns without waiting for checks still running, unless too many windows are in
+        flight: then it waits for the oldest, which bounds memory.
+        """
+        if self.stopped or self._output_ended:
+            return self._ready()  # a block decided since the last call goes out now
+        self._ingest(data)
+        out = bytearray(self._ready())
+        while not self._output_ended and self._too_many_windows():
+            if self.enforced:
+                out += await self._next() or b""
+            else:
+                await self._retire_monitored()
+        return bytes(out)
 
     async def finish(self) -> bytes:
-        """The upstream stream ended: check and release the rest, end with ``[DONE]``."""
-        if self.stopped:
-            return b""
+        """The upstream body ended: check and release the rest, end with ``[DONE]``."""
+        self.end_input()
         out = bytearray()
-        for event in self._parser.close():
-            out += await self._event(event)
-        if not self.stopped:
-            for channel in list(self._channels.values()):
-                out += await self._release(channel, final=True)
-            if not self._saw_done:
-                # A stream that ends without [DONE] broke off: say so, never end silently.
-                self.call.status, self.call.truncated = "upstream_error", True
-                self.call.error = self.call.error or "stream_ended_early"
-                out += self.error_event("The upstream stream ended before it was complete.")
-        self._record()
-        if not self.enforced:
-            return b""  # monitor mode passed the upstream's own bytes on unaltered
-        if not self._done_sent:
-            out += DONE
-            self._done_sent = True
+        while (data := await self._next()) is not None:
+            out += data
         return bytes(out)
+
+    # -- push: reader and writer run concurrently ---------------------------------------
+
+    async def ingest(self, data: bytes) -> None:
+        """Reader side: upstream bytes in; waits while too many windows are in flight."""
+        if self.stopped or self._output_ended:
+            return
+        self._ingest(data)
+        while not (self.stopped or self._output_ended) and self._too_many_windows():
+            if self.enforced:
+                self._retired.clear()
+                await self._retired.wait()
+            else:
+                await self._retire_monitored()
+
+    def end_input(self) -> None:
+        """Reader side: the upstream body ended (completely or not; ``[DONE]`` tells)."""
+        if self._input_ended or self.stopped:
+            return
+        self._input_ended = True
+        for event in self._parser.close():
+            self._event(event)
+        self._finals(list(self._channels.values()))
+        self._end_task = self._chain(self._end(self._last))
+        self._push(self._end_task)
+
+    async def releases(self) -> AsyncIterator[bytes]:
+        """Writer side: checked bytes, in order, as soon as they are decided; ends after
+        ``[DONE]``, a block, or an error event."""
+        while (data := await self._next()) is not None:
+            if data:
+                yield data
+
+    async def aclose(self) -> None:
+        """Stop everything still running (the client went away); record what was decided."""
+        self._output_ended = True
+        pending = [t for t in (*self._windows, *self._tasks_in_items()) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+        self._items.clear()
+        self._windows.clear()
+        self._record()
 
     def error_event(self, message: str, code: str = "guard.upstream_stream_error") -> bytes:
         """An error event the OpenAI SDKs raise as ``APIError``."""
         return format_event(json.dumps({"error": {"message": message, "type": "server_error",
                                                   "param": None, "code": code}}))
 
-    # -- events ------------------------------------------------------------------------
+    # -- the output queue -------------------------------------------------------------
 
-    async def _event(self, event: SSEEvent) -> bytes:
+    def _push(self, item: _Item) -> None:
+        self._items.append(item)
+        self._arrived.set()
+
+    def _ready(self) -> bytes:
+        """Everything at the head of the queue that is decided already."""
+        out = bytearray()
+        while self._items and not self._output_ended:
+            head = self._items[0]
+            if isinstance(head, asyncio.Task) and not head.done():
+                break
+            out += self._take(self._items.popleft(), head.result() if isinstance(
+                head, asyncio.Task) else head)
+        return bytes(out)
+
+    async def _next(self) -> bytes | None:
+        """The next bytes out, in order (waiting for their check); ``None`` at the end."""
+        while not self._output_ended:
+            if not self._items:
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            head = self._items[0]
+            data = await head if isinstance(head, asyncio.Task) else head
+            return self._take(self._items.popleft(), data)
+        return None
+
+    def _take(self, item: _Item, data: bytes) -> bytes:
+        if isinstance(item, asyncio.Task):
+            if item in self._windows and self.enforced:
+                self._windows.remove(item)
+                self._retired.set()
+            if item is self._stop_task or item is self._end_task:
+                self._output_ended = True
+                self._cancel_rest()
+        return data
+
+    def _tasks_in_items(self) -> Iterable[asyncio.Task[bytes]]:
+        return (i for i in self._items if isinstance(i, asyncio.Task))
+
+    def _too_many_windows(self) -> bool:
+        if not self.enforced:
+            while self._windows and self._windows[0].done():
+                self._windows.popleft()
+        backlog = max((c.received - c.submitted for c in self._channels.values()), default=0)
+        return (len(self._windows) > MAX_WINDOWS_IN_FLIGHT
+                or backlog > MAX_WINDOWS_IN_FLIGHT * self.window)
+
+    async def _retire_monitored(self) -> None:
+        await asyncio.wait({self._windows[0]})
+        self._too_many_windows()
+
+    def _cancel_rest(self) -> None:
+        for task in (*self._windows, *self._tasks_in_items()):
+            if not task.done():
+                task.cancel()
+        self._items.clear()
+        self._windows.clear()
+        self._retired.set()
+
+    def _chain(self, coro: Coroutine[Any, Any, bytes]) -> asyncio.Task[bytes]:
+        task = asyncio.ensure_future(coro)
+        self._last = task
+        return task
+
+    # -- events (synchronous: they only move text and start analyses) ----------------------
+
+    def _ingest(self, data: bytes) -> None:
+        if not self.enforced:
+            self._push(data)  # monitor mode: the upstream's own bytes, unaltered, at once
+        try:
+            events = self._parser.feed(data)
+        except ValueError:  # one event beyond the parser's limit: the stream cannot go on
+            self._upstream_failed("event_too_large")
+            self.end_input()
+            return
+        for event in events:
+            self._event(event)
+        self._submit_full()
+
+    def _submit_full(self) -> None:
+        """Start the next analysis if none is running and a window's worth has arrived."""
+        for channel in self._channels.values():
+            if self._analysing:
+                return
+            if not channel.closed and channel.received - channel.submitted >= self.window:
+                self._submit(channel, final=False)
+
+    def _event(self, event: SSEEvent) -> None:
         if event.data == "[DONE]":
             self._saw_done = True
-            out = bytearray()
-            for channel in list(self._channels.values()):
-                out += await self._release(channel, final=True)
-            if not self.stopped and not self._done_sent:
-                out += DONE
-                self._done_sent = True
-            return bytes(out)
+            self._finals(list(self._channels.values()))
+            if self.enforced:
+                self._push(DONE)
+            return
         try:
             chunk = json.loads(event.data)
         except ValueError:
-            return b""  # unreadable data is never passed on unchecked
+            return  # unreadable data is never passed on unchecked
         if not isinstance(chunk, dict):
-            return b""
+            return
         if "error" in chunk:
+            self._saw_error = True
             self.call.status, self.call.truncated = "upstream_error", True
             self.call.error = "stream_error_event"
-            out = bytearray()
-            for channel in list(self._channels.values()):
-                out += await self._release(channel, final=True)
-            return bytes(out) + format_event(event.data)
+            self._finals(list(self._channels.values()))
+            if self.enforced:
+                self._push(format_event(event.data))
+            return
         for key in _CHUNK_KEYS:
             if key in chunk:
                 self._template[key] = chunk[key]
         if isinstance(chunk.get("model"), str) and self.call.model is None:
             self.call.model = chunk["model"]
         if chunk.get("usage"):
-            from guard.pricing import usage_of
-
             self.call.usage = usage_of(chunk) or self.call.usage
-        out = bytearray()
-        passthrough_choices = []
+        passthrough = []
         for choice in chunk.get("choices") or []:
             if not isinstance(choice, dict):
                 continue
-            released, rest = await self._absorb(choice)
-            out += released
-            if self.stopped:
-                return bytes(out)
-            index = int(choice.get("index", 0))
+            rest = self._absorb(choice)
             if choice.get("finish_reason") is not None:
-                for channel in self._channels_of(index):
-                    out += await self._release(channel, final=True)
-                    channel.closed = True
-                if self.stopped:
-                    return bytes(out)
+                index = int(choice.get("index", 0))
+                self._finals([c for c in self._channels.values() if c.choice == index])
             if rest is not None:
-                passthrough_choices.append(rest)
-        if passthrough_choices or (chunk.get("usage") and not chunk.get("choices")):
-            out += self._chunk(passthrough_choices, usage=chunk.get("usage"))
-        return bytes(out)
+                passthrough.append(rest)
+        if self.enforced and (passthrough or (chunk.get("usage") and not chunk.get("choices"))):
+            self._push(self._chunk(passthrough, usage=chunk.get("usage")))
 
-    async def _absorb(self, choice: dict[str, Any]) -> tuple[bytes, dict[str, Any] | None]:
-        """Move a delta's text into channels: (text released by that, what else may pass now)."""
+    def _absorb(self, choice: dict[str, Any]) -> dict[str, Any] | None:
+        """Move a delta's text into channels; what else of the choice may pass."""
         index = int(choice.get("index", 0))
         delta = dict(choice.get("delta") or {})
-        released = bytearray()
         for kind in ("content", "refusal"):
             text = delta.pop(kind, None)
             if isinstance(text, str) and text:
-                released += await self._append(self._channel(index, kind, None), text)
-                if self.stopped:
-                    return bytes(released), None
+                self._channel(index, kind, None).pending += text
         calls = delta.pop("tool_calls", None)
         kept_calls = []
         if isinstance(calls, list):
@@ -206,10 +384,7 @@ class StreamGuard:
                 function = dict(call.get("function") or {})
                 arguments = function.pop("arguments", None)
                 if isinstance(arguments, str) and arguments:
-                    channel = self._channel(index, "arguments", tool_index)
-                    released += await self._append(channel, arguments)
-                    if self.stopped:
-                        return bytes(released), None
+                    self._channel(index, "arguments", tool_index).pending += arguments
                 meta = {k: v for k, v in call.items() if k != "function"}
                 if function or len(meta) > 1:
                     kept_calls.append({**meta, "function": {**function, "arguments": ""}})
@@ -217,10 +392,9 @@ class StreamGuard:
             delta["tool_calls"] = kept_calls
         finish = choice.get("finish_reason")
         if not delta and finish is None:
-            return bytes(released), None
+            return None
         # logprobs carry the tokens themselves: they would be unchecked text.
-        return bytes(released), {"index": index, "delta": delta, "finish_reason": finish,
-                                 "logprobs": None}
+        return {"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}
 
     def _channel(self, choice: int, kind: str, tool_index: int | None) -> _Channel:
         key = (choice, kind, tool_index)
@@ -228,63 +402,131 @@ class StreamGuard:
             self._channels[key] = _Channel(choice, kind, tool_index)
         return self._channels[key]
 
-    def _channels_of(self, choice: int) -> list[_Channel]:
-        return [c for c in self._channels.values() if c.choice == choice and not c.closed]
+    def _finals(self, channels: list[_Channel]) -> None:
+        for channel in channels:
+            if not channel.closed:
+                self._submit(channel, final=True)
+                channel.closed = True
 
-    async def _append(self, channel: _Channel, text: str) -> bytes:
-        channel.pending += text
-        if len(channel.pending) >= self.window:
-            return await self._release(channel, final=False)
-        return b""
+    def _upstream_failed(self, error: str) -> None:
+        self.call.status, self.call.truncated = "upstream_error", True
+        self.call.error = self.call.error or error
 
-    # -- checking and releasing ----------------------------------------------------------
+    # -- windows ----------------------------------------------------------------------
 
-    async def _release(self, channel: _Channel, *, final: bool) -> bytes:
-        if self.stopped or not channel.pending:
+    def _submit(self, channel: _Channel, *, final: bool) -> None:
+        """Start the analysis of what arrived since the last window (plus left context)."""
+        frontier = channel.received
+        new = frontier > channel.submitted
+        held_from = channel.released - len(channel.tail)
+        start = max(channel.submitted - self.overlap, held_from)
+        text = (channel.tail + channel.pending)[start - held_from:]
+        channel.submitted = frontier
+        if not new and not (final and channel.pending):
+            return
+        if new:
+            self._analysing += 1
+        task = self._chain(self._window(channel, start, text if new else "", frontier, final,
+                                        self._last))
+        self._windows.append(task)
+        if self.enforced:
+            self._push(task)
+
+    async def _window(self, channel: _Channel, start: int, text: str, frontier: int,
+                      final: bool, previous: asyncio.Task[bytes] | None) -> bytes:
+        analysis: Analysis | None = None
+        failure: str | None = None
+        if text:
+            try:
+                analysis = await self.call.analyze_output([text])
+            except Exception as exc:  # a checker bug must never let text through unchecked
+                failure = type(exc).__name__
+                logger.error("output check failed in a stream: %s", failure)
+            finally:
+                self._analysing -= 1
+            if not self.stopped:
+                self._submit_full()  # what arrived meanwhile is the next window
+            self._retired.set()
+        if previous is not None:
+            await asyncio.wait({previous})  # decide in order; its own errors surface there
+        if self.stopped:
             return b""
-        window = channel.tail + channel.pending
+        if failure is not None:
+            self.call.error = f"output_check_failed:{failure}"
+            if not self.enforced:
+                return b""  # monitor mode has passed the text on already; the record says why
+            self.call.status = "error"
+            return self._stop(self.error_event("The answer could not be checked and was withheld.",
+                                               code="guard.output_check_failed") + DONE)
+        return self._decide(channel, start, frontier, analysis, final)
+
+    def _decide(self, channel: _Channel, start: int, frontier: int, analysis: Analysis | None,
+                final: bool) -> bytes:
+        """Run the rules over the window, then release what is safe (in order, no awaits)."""
+        verdict = analysis.moderation if analysis is not None else None
+        if analysis is not None:
+            channel.spans.extend(Span(s.start + start, s.end + start, s.label, s.score)
+                                 for s in analysis.spans[0])
+            self._keep_verdict(verdict)
+        base = channel.released - len(channel.tail)
         offset = len(channel.tail)
-        outcome = await self.call.evaluate_rules([window])
-        if outcome.moderation is not None:
-            self._outcome.moderation = outcome.moderation
-        hits = [h for h in outcome.hits[0]
-                if h.rule_id not in self._max_chars and any(e > offset for _, e in h.ranges)]
-        hits += self._length_hits(channel)
+        pending = channel.pending[:frontier - channel.released]
+        window = channel.tail + pending
+        spans = [Span(s.start - base, s.end - base, s.label, s.score) for s in channel.spans
+                 if s.start >= base and s.end <= frontier]
+        hits = [_shift(h, -base) for h in channel.carried]
+        for hit in self._rules.match(window, spans, verdict):
+            if hit.rule_id in self._max_chars:
+                continue
+            if self._rules.is_moderation_rule(hit.rule_id):
+                # Moderation judges the window's new text as a whole, not a position in it;
+                # a redaction stays with that text until all of it is released.
+                hit = RuleHit(hit.rule_id, hit.action,
+                              ((max(start - base, offset), len(window)),), hit.entities)
+                if hit.action == "redact":
+                    channel.carried.append(_shift(hit, base))
+            hits.append(hit)
+        hits = [h for h in hits if any(e > offset for _, e in h.ranges)]
+        hits += self._length_hits(channel, frontier)
+        self._note(channel, hits, [s for s in spans if s.end > offset], base)
         blocking = [h for h in hits if h.action == "block"]
-        failed = self.call.output_moderation_failed(outcome)
-        self._note(hits)
-        if (blocking or failed) and self.enforced:
-            self.stopped = True
-            return self._block_chunk(channel.choice, self.call.block_message(blocking))
-        cut = len(channel.pending) if final else self._cut(channel, hits, offset)
+        if blocking or self.call.output_moderation_failed(verdict):
+            self._outcome.decision = "block"  # also in monitor mode: what would have happened
+        if self.enforced and self._outcome.decision == "block":
+            return self._stop(self._block_chunk(channel.choice, self.call.block_message(blocking)))
+        cut = len(pending) if final else self._cut(pending, hits, offset)
         if cut <= 0:
             return b""
         raw = channel.pending[:cut]
-        local = [RuleHit(h.rule_id, h.action, tuple((s - offset, e - offset) for s, e in h.ranges
-                                                    if s >= offset and e - offset <= cut))
-                 for h in hits if h.action == "redact"]
+        local = [RuleHit(h.rule_id, h.action, tuple(
+            (max(s - offset, 0), e - offset) for s, e in h.ranges if e > offset and s - offset < cut))
+            for h in hits if h.action == "redact"]
         text = redact_ranges(raw, local)
         if self.restore:
             text = self._restore(text, json_escape=channel.in_json)
         channel.tail = (channel.tail + raw)[-self.overlap:] if self.overlap else ""
         channel.pending = channel.pending[cut:]
-        channel.released_chars += cut
-        if not text:
+        channel.released += cut
+        kept_from = channel.released - len(channel.tail)
+        channel.spans = [s for s in channel.spans if s.end > kept_from]
+        channel.carried = [h for h in channel.carried if any(e > channel.released for _, e in h.ranges)]
+        if not text or not self.enforced:
             return b""
         self.call.mark_first_token()
         return self._text_chunk(channel, text)
 
-    def _cut(self, channel: _Channel, hits: list[RuleHit], offset: int) -> int:
+    def _cut(self, pending: str, hits: list[RuleHit], offset: int) -> int:
         """How much of the pending text can go now without cutting a match or placeholder."""
-        pending = channel.pending
         cut = len(pending) - self.overlap
         for hit in hits:
             if hit.action != "redact":
                 continue  # only redactions change text; a warn needs nothing held back
             for start, end in hit.ranges:
                 start_p, end_p = start - offset, end - offset
+                if start_p < 0:
+                    continue  # began in released text: its pending part is redacted as it goes
                 if end_p >= len(pending) or start_p < cut < end_p:
-                    cut = min(cut, max(start_p, 0))
+                    cut = min(cut, start_p)
         for match in PLACEHOLDER.finditer(pending):
             if match.start() < cut < match.end():
                 cut = match.start()
@@ -293,14 +535,13 @@ class StreamGuard:
             cut = min(cut, partial.start())
         return max(cut, 0)
 
-    def _length_hits(self, channel: _Channel) -> list[RuleHit]:
+    def _length_hits(self, channel: _Channel, frontier: int) -> list[RuleHit]:
         hits = []
-        total = channel.released_chars + len(channel.pending)
         for rule_id, limit in self._max_chars.items():
-            if limit is not None and total > limit:
-                start = max(limit - channel.released_chars, 0) + len(channel.tail)
+            if limit is not None and frontier > limit:
+                base = channel.released - len(channel.tail)
                 hits.append(RuleHit(rule_id, self._actions[rule_id],
-                                    ((start, len(channel.tail) + len(channel.pending)),)))
+                                    ((max(limit, channel.released) - base, frontier - base),)))
         return hits
 
     def _restore(self, text: str, *, json_escape: bool) -> str:
@@ -309,19 +550,64 @@ class StreamGuard:
         return PLACEHOLDER.sub(
             lambda m: json.dumps(self.call.restore(m.group(0)))[1:-1], text)
 
-    def _note(self, hits: list[RuleHit]) -> None:
+    # -- what was decided ----------------------------------------------------------------
+
+    def _note(self, channel: _Channel, hits: list[RuleHit], spans: list[Span], base: int) -> None:
         known = {(h.rule_id, h.action) for h in self._outcome.hits}
         for hit in hits:
             if (hit.rule_id, hit.action) not in known:
                 self._outcome.hits.append(hit)
                 known.add((hit.rule_id, hit.action))
-        actions = [h.action for h in self._outcome.hits]
-        self._outcome.decision = most_severe(
-            *("block" if a == "block" else "redact" if a == "redact" else "warn" for a in actions))
+        labels = {label for hit in hits for label in hit.entities}
+        counted = []
+        for span in spans:
+            # A value is seen again in the next window's context: count it once.
+            key = (channel.choice, channel.kind, channel.tool_index, span.start + base,
+                   span.end + base, span.label)
+            if span.label in labels and key not in self._outcome.entities:
+                self._outcome.entities.add(key)
+                counted.append(span.label)
+        if counted:
+            self.call.note_output_entities([RuleHit("", "", (), tuple(counted))])
+        self._outcome.decision = most_severe(self._outcome.decision, *(
+            "block" if h.action == "block" else "redact" if h.action == "redact" else "warn"
+            for h in self._outcome.hits))
+
+    def _keep_verdict(self, verdict: ModerationVerdict | None) -> None:
+        """The record keeps the most telling verdict: an error, else a flag, else the last."""
+        if verdict is None:
+            return
+        kept = self._outcome.moderation
+        if kept is None or _rank(verdict) >= _rank(kept):
+            self._outcome.moderation = verdict
 
     def _record(self) -> None:
+        if self._recorded:
+            return
+        self._recorded = True
         decision = "block" if self.stopped else self._outcome.decision
         self.call.record_output(decision, self._outcome.hits, self._outcome.moderation)
+
+    async def _end(self, previous: asyncio.Task[bytes] | None) -> bytes:
+        if previous is not None:
+            await asyncio.wait({previous})
+        if self.stopped:
+            return b""
+        out = b""
+        if not self._saw_done and not self._saw_error:
+            # A stream that ends without [DONE] broke off: say so, never end silently.
+            self._upstream_failed("stream_ended_early")
+            out += self.error_event("The upstream stream ended before it was complete.")
+        self._record()
+        if not self.enforced:
+            return b""  # monitor mode passed the upstream's own bytes on unaltered
+        return out if self._saw_done else out + DONE
+
+    def _stop(self, last: bytes) -> bytes:
+        self.stopped = True
+        self._stop_task = asyncio.current_task()
+        self._record()
+        return last
 
     # -- writing chunks ------------------------------------------------------------------
 
@@ -342,7 +628,14 @@ class StreamGuard:
                              "logprobs": None}])
 
     def _block_chunk(self, choice: int, message: str) -> bytes:
-        self._record()
-        self._done_sent = True
         return self._chunk([{"index": choice, "delta": {"content": message},
                              "finish_reason": "content_filter", "logprobs": None}]) + DONE
+
+
+def _shift(hit: RuleHit, by: int) -> RuleHit:
+    return RuleHit(hit.rule_id, hit.action, tuple((s + by, e + by) for s, e in hit.ranges),
+                   hit.entities)
+
+
+def _rank(verdict: ModerationVerdict) -> int:
+    return 3 if verdict.error is not None else _VERDICT_RANK.get(verdict.outcome, 0)

@@ -22,6 +22,11 @@ from guard.errors import ConfigError, ModerationUnavailable
 from guard.moderation.base import CATEGORIES, ProviderScores
 
 _SAFE_CODE = re.compile(r"[a-z0-9_.-]{1,64}")
+POOL_LIMITS = httpx2.Limits(max_connections=400, max_keepalive_connections=200, keepalive_expiry=30)
+"""Sized for one worker's streams: each holds an input check and up to four output windows.
+httpx's default (100 connections, 20 kept alive) queued checks behind each other at 200
+concurrent streams — and the queueing counted against the moderation timeout — while
+reconnecting for almost every call."""
 
 
 class OpenAIModeration:
@@ -101,7 +106,7 @@ class OpenAIModeration:
         # Pooled connections belong to the event loop that opened them; a client from an
         # earlier loop (a sync adapter may run one loop per call) fails with "Event loop is
         # closed". So each loop gets its own client, closed when that loop shuts down.
-        client = httpx2.AsyncClient()
+        client = httpx2.AsyncClient(limits=POOL_LIMITS, trust_env=False)
         self._closer = _close_at_loop_shutdown(client)
         await self._closer.__anext__()
         self._client = client

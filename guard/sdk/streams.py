@@ -87,6 +87,8 @@ class SyncGuardedStream(httpx2.SyncByteStream):
                     else:
                         call = self._exchange.call
                         call.status, call.truncated = "client_disconnected", True
+                        if not in_loop_thread():
+                            run_sync(self._guard.aclose())  # cancel checks still running
             except BaseException as exc:
                 self._exchange.end(exc)
                 raise
@@ -146,6 +148,7 @@ class AsyncGuardedStream(httpx2.AsyncByteStream):
                     else:
                         call = self._exchange.call
                         call.status, call.truncated = "client_disconnected", True
+                        await self._guard.aclose()  # cancel checks still running
             except BaseException as exc:
                 self._exchange.end(exc)
                 raise

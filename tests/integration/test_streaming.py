@@ -1,18 +1,24 @@
-"""Streaming through the proxy with the official SDK (`stream=True`), over real HTTP."""
+"""Streaming through the proxy with the official SDK (`stream=True`), over real HTTP.
+
+The tests of the issue's list run with both the sync and the async client (``sdk``).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx2
 import openai
 import pytest
+from openai.types.chat import ChatCompletionChunk
 
 from guard.testing import FakeUpstream
 from tests.integration.conftest import ProxyFactory
-from tests.support.sdk import records
+from tests.support.sdk import assert_no_pii, records
 
 RULES = """
 version: 1
@@ -28,10 +34,50 @@ output:
 """
 
 
+@pytest.fixture(params=["sync", "async"])
+def sdk(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
+def stream(kind: str, base_url: str, content: str = "hello", *,
+           until: Callable[[ChatCompletionChunk], bool] | None = None,
+           **kwargs: Any) -> list[ChatCompletionChunk]:
+    """The chunks the official SDK yields (sync or async client); with ``until``, the
+    stream is closed as soon as ``until(chunk)`` is true."""
+    request: dict[str, Any] = {"model": "gpt-4o-mini", "stream": True,
+                               "messages": [{"role": "user", "content": content}], **kwargs}
+    got: list[ChatCompletionChunk] = []
+    if kind == "sync":
+        client = openai.OpenAI(base_url=base_url, api_key="k", max_retries=0, timeout=30)
+        with client, client.chat.completions.create(**request) as chunks:
+            for chunk in chunks:
+                got.append(chunk)
+                if until is not None and until(chunk):
+                    break
+        return got
+
+    async def run() -> None:
+        async with openai.AsyncOpenAI(base_url=base_url, api_key="k", max_retries=0,
+                                      timeout=30) as client:
+            chunks = await client.chat.completions.create(**request)
+            async with chunks:
+                async for chunk in chunks:
+                    got.append(chunk)
+                    if until is not None and until(chunk):
+                        break
+
+    asyncio.run(run())
+    return got
 
 
+def content_of(chunks: list[ChatCompletionChunk]) -> tuple[list[str], list[str | None]]:
+    pieces, finishes = [], []
+    for chunk in chunks:
+        for choice in chunk.choices:
+            if choice.delta.content:
+                pieces.append(choice.delta.content)
+            finishes.append(choice.finish_reason)
+    return pieces, finishes
 
 
 def fixed_reply(text: str) -> Any:
@@ -63,20 +109,136 @@ def ask(base_url: str, content: str = "hello", **kwargs: Any) -> Any:
 TEXT = "We compare well: unlike the globex deal, ours ships today with support included."
 
 
+# -- the issue's list, each with the sync and the async client -----------------------------
+
+
 def test_forbidden_word_one_char_per_chunk_never_reaches_the_client(
-        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
+        sdk: str, proxy: ProxyFactory, upstream: FakeUpstream) -> None:
     upstream.reply = fixed_reply(TEXT)
     upstream.stream_pieces = list(TEXT)
     base_url, guard, sink = proxy(RULES.replace("BLOCK_OR_REDACT", "block"))
-    pieces, finishes = collect(ask(base_url))
+    chunks = stream(sdk, base_url)
+    pieces, finishes = content_of(chunks)
     received = "".join(pieces)
+    # In no form: not whole, not as a trailing fragment, not in any other field of any chunk.
     assert "globex" not in received.lower()
     assert not any(received.lower().endswith("globex"[:n]) for n in range(2, 6)), received
-    assert finishes[-1] == "content_filter"
+    assert "globex" not in json.dumps([c.model_dump() for c in chunks]).lower()
     assert received.endswith("Let's talk about our own products.")
+    before = received.removesuffix("Let's talk about our own products.")
+    assert TEXT.startswith(before) and len(before) < TEXT.index("globex")
+    assert finishes[-1] == "content_filter"
     (record,) = records(guard, sink)
     assert record["stream"] is True and record["decision"] == "block"
+    assert record["status"] == "blocked"
     assert record["output_rules"] == [{"id": "competitor", "action": "block"}]
+
+
+def test_email_placeholder_split_across_three_chunks_is_restored_whole(
+        sdk: str, proxy: ProxyFactory, upstream: FakeUpstream) -> None:
+    upstream.reply = fixed_reply("")
+    upstream.stream_pieces = ["I will write to <EMAIL_", "ADDRESS", "_1> today."]
+    base_url, guard, sink = proxy()
+    pieces, finishes = content_of(stream(sdk, base_url, "Please mail maria.gonzalez@example.org"))
+    assert "".join(pieces) == "I will write to maria.gonzalez@example.org today."
+    assert any("maria.gonzalez@example.org" in p for p in pieces), "restored whole, in one piece"
+    assert not any("<" in p or "ADDRESS" in p for p in pieces)
+    assert finishes[-1] == "stop"
+    assert_no_pii([r.body for r in upstream.chat_requests], values=["maria.gonzalez@example.org"])
+    (record,) = records(guard, sink)
+    assert record["input_entities"] == {"EMAIL_ADDRESS": 1}
+    assert_no_pii(record, values=["maria.gonzalez@example.org"])
+
+
+def test_pii_in_streamed_tool_call_arguments_is_restored(
+        sdk: str, proxy: ProxyFactory, upstream: FakeUpstream) -> None:
+    upstream.stream_chunk_chars = 3
+    base_url, guard, sink = proxy()
+    tools = [{"type": "function", "function": {"name": "send_email", "parameters": {
+        "type": "object", "properties": {"to": {"type": "string"}}}}}]
+    arguments, names, finishes = "", [], []
+    for chunk in stream(sdk, base_url, "mail maria.gonzalez@example.org", tools=tools):
+        for choice in chunk.choices:
+            finishes.append(choice.finish_reason)
+            for call in choice.delta.tool_calls or []:
+                if call.function is not None:
+                    arguments += call.function.arguments or ""
+                    names += [call.function.name] if call.function.name else []
+    assert names == ["send_email"] and finishes[-1] == "tool_calls"
+    assert json.loads(arguments) == {"to": "mail maria.gonzalez@example.org"}
+    sent = upstream.chat_requests[-1].body["messages"][0]["content"]
+    assert sent == "mail <EMAIL_ADDRESS_1>"
+    assert_no_pii(records(guard, sink), values=["maria.gonzalez@example.org"])
+
+
+def test_mid_stream_block_gives_content_filter_and_the_iterator_ends_cleanly(
+        sdk: str, proxy: ProxyFactory, upstream: FakeUpstream) -> None:
+    upstream.reply = fixed_reply("All fine so far. " * 20 + TEXT + " More text." * 200)
+    upstream.stream_chunk_chars = 2
+    upstream.stream_delay_s = 0.001
+    base_url, guard, sink = proxy(RULES.replace("BLOCK_OR_REDACT", "block"))
+    chunks = stream(sdk, base_url)  # returns only if the iterator ends by itself
+    pieces, finishes = content_of(chunks)
+    assert "".join(pieces).startswith("All fine so far. ")
+    assert [f for f in finishes if f] == ["content_filter"]
+    (record,) = records(guard, sink)
+    assert record["status"] == "blocked" and record["truncated"] is False
+    # Guard closed the upstream at the block instead of reading the rest of the answer.
+    deadline = time.monotonic() + 5
+    while not upstream.stream_cancelled and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert upstream.stream_cancelled and not upstream.stream_finished
+
+
+def test_disconnect_after_first_chunk_cancels_upstream_and_writes_one_record(
+        sdk: str, proxy: ProxyFactory, upstream: FakeUpstream) -> None:
+    upstream.reply = fixed_reply("word " * 400)
+    upstream.stream_chunk_chars = 5
+    upstream.stream_delay_s = 0.01
+    base_url, guard, sink = proxy()
+    chunks = stream(sdk, base_url, until=lambda chunk: True)  # the client goes after one chunk
+    assert len(chunks) == 1
+    deadline = time.monotonic() + 5
+    while not upstream.stream_cancelled and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert upstream.stream_cancelled and not upstream.stream_finished
+    (record,) = records(guard, sink)
+    assert record["status"] == "client_disconnected" and record["truncated"] is True
+    time.sleep(0.2)  # a second record would come right after the first
+    guard.audit_writer.flush()
+    assert len(sink.records) == 1
+
+
+def test_usage_arrives_when_asked_for(sdk: str, proxy: ProxyFactory, upstream: FakeUpstream) -> None:
+    upstream.reply = fixed_reply("All good.")
+    base_url, guard, sink = proxy()
+    chunks = stream(sdk, base_url, stream_options={"include_usage": True})
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 11
+    assert chunks[-1].choices == []
+    assert all(c.usage is None for c in stream(sdk, base_url)), "and only when asked for"
+    assert records(guard, sink)[0]["usage"] == {"prompt_tokens": 7, "completion_tokens": 11}
+
+
+def test_first_chunk_arrives_before_the_upstream_has_finished(
+        sdk: str, proxy: ProxyFactory, upstream: FakeUpstream) -> None:
+    upstream.reply = fixed_reply("word " * 200)
+    upstream.stream_chunk_chars = 5
+    upstream.stream_delay_s = 0.01
+    base_url, guard, sink = proxy()
+    seen: list[bool] = []
+
+    def first_text(chunk: ChatCompletionChunk) -> bool:
+        if chunk.choices and chunk.choices[0].delta.content:
+            seen.append(upstream.stream_finished)
+            return True
+        return False
+
+    stream(sdk, base_url, until=first_text)
+    assert seen == [False], "streaming is real, not buffered to the end"
+    assert "first_token" in records(guard, sink)[0]["latency_ms"]
+
+
+# -- more -------------------------------------------------------------------------------
 
 
 def test_redact_rule_rewrites_held_text_and_loses_nothing_else(
@@ -88,93 +250,6 @@ def test_redact_rule_rewrites_held_text_and_loses_nothing_else(
     assert "".join(pieces) == TEXT.replace("globex", "[REDACTED:competitor]")
     assert finishes[-1] == "stop"
     assert records(guard, sink)[0]["decision"] == "redact"
-
-
-def test_email_placeholder_split_across_three_chunks_is_restored_whole(
-        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
-    upstream.reply = fixed_reply("")
-    upstream.stream_pieces = ["I will write to <EMAIL_", "ADDRESS", "_1> today."]
-    base_url, guard, sink = proxy()
-    pieces, _ = collect(ask(base_url, "Please mail maria.gonzalez@example.org"))
-    assert "".join(pieces) == "I will write to maria.gonzalez@example.org today."
-    assert not any("<" in p or "ADDRESS" in p for p in pieces)
-    assert "maria" not in json.dumps(upstream.chat_requests[-1].body)
-    (record,) = records(guard, sink)
-    assert record["input_entities"] == {"EMAIL_ADDRESS": 1} and "maria" not in json.dumps(record)
-
-
-def test_pii_in_streamed_tool_call_arguments_is_restored(proxy: ProxyFactory, upstream: FakeUpstream) -> None:
-    upstream.stream_chunk_chars = 3
-    base_url, _, _ = proxy()
-    tools = [{"type": "function", "function": {"name": "send_email", "parameters": {
-        "type": "object", "properties": {"to": {"type": "string"}}}}}]
-    arguments, names = "", []
-    for chunk in ask(base_url, "mail maria.gonzalez@example.org", tools=tools):
-        for call in chunk.choices[0].delta.tool_calls or [] if chunk.choices else []:
-            arguments += call.function.arguments or "" if call.function else ""
-            if call.function and call.function.name:
-                names.append(call.function.name)
-    assert names == ["send_email"]
-    assert json.loads(arguments) == {"to": "mail maria.gonzalez@example.org"}
-    sent = json.dumps(upstream.chat_requests[-1].body)
-    assert "maria" not in sent
-
-
-async def test_async_stream_ends_cleanly_after_a_mid_stream_block(
-        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
-    upstream.reply = fixed_reply(TEXT * 5)
-    upstream.stream_chunk_chars = 2
-    base_url, _, _ = proxy(RULES.replace("BLOCK_OR_REDACT", "block"))
-    async with openai.AsyncOpenAI(base_url=base_url, api_key="k", max_retries=0) as client:
-        stream = await client.chat.completions.create(
-            model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "hi"}])
-        finishes = [c.choices[0].finish_reason async for c in stream if c.choices]
-    assert finishes[-1] == "content_filter"
-    assert finishes.count("content_filter") == 1
-
-
-def test_usage_arrives_when_asked_for(proxy: ProxyFactory, upstream: FakeUpstream) -> None:
-    upstream.reply = fixed_reply("All good.")
-    base_url, guard, sink = proxy()
-    chunks = list(ask(base_url, stream_options={"include_usage": True}))
-    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 11
-    assert records(guard, sink)[0]["usage"] == {"prompt_tokens": 7, "completion_tokens": 11}
-
-
-def test_first_chunk_arrives_before_the_upstream_has_finished(
-        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
-    upstream.reply = fixed_reply("word " * 200)
-    upstream.stream_chunk_chars = 5
-    upstream.stream_delay_s = 0.01
-    base_url, guard, sink = proxy()
-    stream = ask(base_url)
-    finished_when_first_text_arrived = None
-    for chunk in stream:
-        if chunk.choices and chunk.choices[0].delta.content:
-            finished_when_first_text_arrived = upstream.stream_finished
-            break
-    stream.close()
-    assert finished_when_first_text_arrived is False, "streaming is real, not buffered to the end"
-    assert "first_token" in records(guard, sink)[0]["latency_ms"]
-
-
-def test_disconnect_after_first_chunk_cancels_upstream_and_writes_one_record(
-        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
-    upstream.reply = fixed_reply("word " * 400)
-    upstream.stream_chunk_chars = 5
-    upstream.stream_delay_s = 0.01
-    base_url, guard, sink = proxy()
-    body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-    with httpx2.Client() as client, client.stream("POST", f"{base_url}/chat/completions",
-                                                   json=body) as response:
-        for _ in response.iter_raw():
-            break
-    deadline = time.monotonic() + 5
-    while not upstream.stream_cancelled and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert upstream.stream_cancelled and not upstream.stream_finished
-    (record,) = records(guard, sink)
-    assert record["status"] == "client_disconnected" and record["truncated"] is True
 
 
 def test_broken_upstream_stream_gives_an_error_the_sdk_raises(

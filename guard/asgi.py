@@ -26,6 +26,7 @@ from guard.engine import Guard
 from guard.errors import WireFormatError
 from guard.ops.tracing import client_trace_context, upstream_done
 from guard.stream import StreamGuard
+from guard.wire.sse import DONE
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -88,6 +89,7 @@ class _StreamRelay:
         self.stream = stream
         self.send = send
         self.stop_app = stop_app
+        self.sent_all = False
         self.writer = asyncio.create_task(self._write())
 
     async def body(self, message: Message) -> None:
@@ -101,19 +103,21 @@ class _StreamRelay:
         try:
             async for out in self.stream.releases():
                 await self.send({"type": "http.response.body", "body": out, "more_body": True})
+                if out.endswith(DONE):  # the last event out: a client may hang up from here on
+                    self.sent_all = True
+                    self.stop_app()  # the upstream may keep its body open: stop reading it
             await self.send({"type": "http.response.body", "body": b"", "more_body": False})
         except Exception:
             self.stop_app()
             raise
-        if self.stream.stopped or self.stream.complete:
-            # A block, or [DONE] sent: read no more of the upstream. A client that hangs up
-            # after [DONE] while the upstream body is still open is not a disconnect.
-            self.stop_app()
+        if self.stream.stopped:
+            self.stop_app()  # a block: read no more of the upstream
 
     @property
     def ended(self) -> bool:
-        """Everything the client will get was sent: a block, or the stream up to ``[DONE]``."""
-        return self.stream.stopped or (self.stream.complete and self.writer.done())
+        """Everything the client will get was sent (a block, or the stream to its end): a
+        client that hangs up now, the upstream body still open, did not disconnect early."""
+        return self.stream.stopped or self.sent_all
 
     async def aclose(self) -> BaseException | None:
         """Stop the writer and the stream's checks if still running; the writer's failure."""

@@ -111,7 +111,8 @@ class FakeUpstream(OfflineUpstream):
     - ``status`` / ``error_body``: answer chat completions, responses and embeddings with
       this HTTP error;
     - ``delay_s``: wait before answering (to provoke timeouts);
-    - ``moderation_triggers``: word → {category: score}; texts containing the word flag it;
+    - ``moderation_triggers``: word → {category: score}; texts containing the word flag it,
+      and so do images whose URL contains it (for the categories judged for images);
     - ``moderation_status`` / ``moderation_delay_s``: make the moderation endpoint fail.
 
     ``/v1/embeddings`` answers with deterministic vectors (see
@@ -261,14 +262,17 @@ class FakeUpstream(OfflineUpstream):
         items = inputs if isinstance(inputs, list) else [inputs]
         results = []
         for item in items:
+            is_image = isinstance(item, dict) and item.get("type") == "image_url"
+            # An image "shows" the trigger words in its URL (only image categories count).
             text = item if isinstance(item, str) else (
+                str((item.get("image_url") or {}).get("url", "")) if is_image else
                 item.get("text", "") if isinstance(item, dict) else "")
             scores = {c: 0.0001 for c in _CATEGORIES}
             for word, flagged in self.moderation_triggers.items():
                 if word in text.lower():
                     for category, score in flagged.items():
-                        scores[category] = max(scores[category], score)
-            is_image = isinstance(item, dict) and item.get("type") == "image_url"
+                        if not is_image or category in _IMAGE_CATEGORIES:
+                            scores[category] = max(scores[category], score)
             results.append({
                 "flagged": any(s >= 0.5 for s in scores.values()),
                 "categories": {c: s >= 0.5 for c, s in scores.items()},

@@ -35,6 +35,10 @@ def extract_request(body: Any) -> Extraction:
     """
     if not isinstance(body, Mapping):
         raise WireFormatError("The request body must be a JSON object.")
+    if "messages" in body:
+        # Passed on, a Chat Completions field would reach the upstream unchecked.
+        raise WireFormatError("'messages' is a Chat Completions field; the Responses API takes "
+                              "'input' (a string or an array of input items).", "messages")
     texts: list[TextSlot] = []
     images: list[ImageInput] = []
     instructions = body.get("instructions")

@@ -262,11 +262,12 @@ class FakeUpstream(OfflineUpstream):
         items = inputs if isinstance(inputs, list) else [inputs]
         results = []
         for item in items:
-            is_image = isinstance(item, dict) and item.get("type") == "image_url"
+            part = item if isinstance(item, dict) else {}
+            is_image = part.get("type") == "image_url"
             # An image "shows" the trigger words in its URL (only image categories count).
-            text = item if isinstance(item, str) else (
-                str((item.get("image_url") or {}).get("url", "")) if is_image else
-                item.get("text", "") if isinstance(item, dict) else "")
+            image: dict[str, Any] = part.get("image_url") or {} if is_image else {}
+            text = item if isinstance(item, str) else str(
+                image.get("url", "") if is_image else part.get("text", ""))
             scores = {c: 0.0001 for c in _CATEGORIES}
             for word, flagged in self.moderation_triggers.items():
                 if word in text.lower():

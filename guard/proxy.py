@@ -208,13 +208,18 @@ def is_offline(env: dict[str, str] | os._Environ[str] | None = None) -> bool:
     return not env.get("OPENAI_API_KEY") and not env.get("GUARD_UPSTREAM_URL")
 
 
+def passthrough_from_env(env: dict[str, str] | os._Environ[str] | None = None) -> tuple[str, ...]:
+    """``GUARD_PASSTHROUGH``: comma-separated path prefixes forwarded unguarded."""
+    env = os.environ if env is None else env
+    return tuple(p.strip() for p in env.get("GUARD_PASSTHROUGH", "").split(",") if p.strip())
+
+
 def app_from_env() -> ProxyApp:
     """The app ``guard serve`` runs in each worker, configured by environment variables."""
     offline = is_offline()
     settings: dict[str, Any] = {"moderation_provider": "local"} if offline else {}
     guard = Guard.from_policy(os.environ.get("GUARD_POLICY") or "default", **settings)
-    passthrough = [p.strip() for p in os.environ.get("GUARD_PASSTHROUGH", "").split(",")
-                   if p.strip()]
+    passthrough = passthrough_from_env()
     return create_app(
         guard,
         server_key=os.environ.get("OPENAI_API_KEY") or None,

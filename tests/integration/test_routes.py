@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+
 import httpx2
 import pytest
 from starlette.requests import Request
@@ -13,6 +17,7 @@ from guard.proxy import ProxyConfig
 from guard.testing import FakeUpstream
 from tests.conftest import GuardFactory
 from tests.integration.conftest import ProxyFactory
+from tests.integration.test_serve import GUARD
 from tests.support.sdk import records
 
 
@@ -72,3 +77,13 @@ def test_configured_pass_through_prefixes_are_forwarded_unguarded(make_guard: Gu
 def test_a_pass_through_prefix_that_is_too_broad_or_not_a_path_fails_at_start(prefix: str) -> None:
     with pytest.raises(ConfigError, match="must be a path under /v1/"):
         ProxyConfig(upstream_url="http://127.0.0.1:9/v1", passthrough=(prefix,))
+
+
+def test_guard_serve_refuses_a_pass_through_prefix_that_would_unguard_everything(
+        tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "GUARD_PASSTHROUGH")}
+    result = subprocess.run([GUARD, "serve", "--port", "9", "--passthrough", "/v1/files",
+                             "--passthrough", "/v1"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "'/v1' must be a path under /v1/" in result.stderr

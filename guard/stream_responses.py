@@ -121,7 +121,10 @@ class ResponsesStreamGuard(StreamGuard):
         out = await self._release_key(key)
         if self.stopped:
             return out
-        return out + self._emit({**data, field: self._released.get(key, "")})
+        done = {**data, field: self._released.get(key, "")}
+        if "logprobs" in done:
+            done["logprobs"] = []  # they repeat the tokens themselves: unchecked text
+        return out + self._emit(done)
 
     async def _item_added(self, data: dict[str, Any]) -> bytes:
         index = _index(data, "output_index")

@@ -252,6 +252,7 @@ class ResponsesStreamGuard(StreamGuard):
     def error_event(self, message: str, code: str = "guard.upstream_stream_error") -> bytes:
         """A Responses ``error`` event that the OpenAI SDKs also raise as ``APIError``."""
         error = {"message": message, "type": "server_error", "param": None, "code": code}
+        self._done_sent = True  # the error ends the stream; a Responses stream has no [DONE]
         return self._emit({"type": "error", "code": code, "message": message, "param": None,
                            "error": error})
 

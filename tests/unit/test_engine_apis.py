@@ -199,3 +199,20 @@ async def test_unknown_events_with_text_are_dropped_and_a_cut_stream_says_so(
     assert not any("secret" in json.dumps(e) for e in out)
     assert out[-1]["type"] == "error" and out[-1]["error"]["code"] == "guard.upstream_stream_error"
     assert record["status"] == "upstream_error" and record["truncated"] is True
+
+
+async def test_monitor_mode_passes_a_responses_stream_unaltered_and_records_the_block(
+        make_guard: GuardFactory) -> None:
+    guard, sink = make_guard(STREAM_RULES.replace("name: stream", "name: stream\nmode: monitor"))
+    raw = b"".join(typed_sse_lines(response_events(
+        offline_response({"input": "all about globex please"}), chunk_chars=5)))
+    async with guard.call(route="/v1/responses") as call:
+        await call.check_request({"stream": True, "input": "all about globex please"})
+        stream = call.stream_guard()
+        out = b"".join([await stream.feed(raw[i:i + 50]) for i in range(0, len(raw), 50)])
+        out += await stream.finish()
+    guard.close()
+    assert out == raw
+    (record,) = sink.records
+    assert record["mode"] == "monitor" and record["decision"] == "block"
+    assert record["status"] == "ok"

@@ -4,7 +4,8 @@ One line in a Starlette or FastAPI app::
 
     app.add_middleware(GuardMiddleware, guard=Guard.from_policy("default"))
 
-For each guarded request (by default ``POST`` paths ending in ``/chat/completions``) it
+For each guarded request (by default ``POST`` paths ending in ``/chat/completions``,
+``/responses`` or ``/embeddings``; the path's ending picks the wire format) it
 buffers the body up to a limit, runs the input checks, rewrites the body and its
 ``content-length``, lets the app answer, then checks and restores the answer before
 ``http.response.start`` goes out. Everything else passes through untouched. This is the only
@@ -34,7 +35,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-DEFAULT_ROUTES = ("*/chat/completions",)
+DEFAULT_ROUTES = ("*/chat/completions", "*/responses", "*/embeddings")
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 _STATUS_FOR_CODE = {"guard.moderation_unavailable": 503}
@@ -217,7 +218,7 @@ class _GuardedExchange:
             verdict = await self.call.check_request(body)
         except WireFormatError as exc:
             self.call.status = "rejected"
-            await self.fail(400, str(exc), param=exc.param)
+            await self.fail(400, str(exc), param=exc.param, code=exc.code)
             return
         if verdict.blocked:
             await self.fail(_STATUS_FOR_CODE.get(verdict.code or "", 400),
@@ -278,7 +279,7 @@ class _GuardedExchange:
                 self.call.add_latency("upstream", (time.perf_counter() - started) * 1000)
                 if self.call.stream and _is_event_stream(message):
                     await self._start_stream(message)
-                    relay = _StreamRelay(StreamGuard(self.call), self.send, stop_app=app.cancel)
+                    relay = _StreamRelay(self.call.stream_guard(), self.send, stop_app=app.cancel)
                 return
             if message["type"] != "http.response.body" or start is None:
                 await self.send(message)

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from guard.errors import WireFormatError
 from guard.injection.rules import InputRuleHit
 from guard.moderation import FallbackVerdict
 from guard.ops.hooks import notify
@@ -29,11 +30,15 @@ from guard.pricing import cost_usd, usage_of
 from guard.redact import PlaceholderMap, describe_counts, mask_for, rewrite
 from guard.rules import Analysis, RuleHit, RulesOutcome, redact_ranges
 from guard.values import Decision, Finding, ModerationVerdict, Span, most_severe
-from guard.wire.chat import TextSlot, extract_request, extract_response, replace_texts
+from guard.wire import WireFormat, api_for_route, wire_format
+from guard.wire.slots import Extraction, TextSlot, replace_texts
 
 if TYPE_CHECKING:
     from guard.engine import Guard
     from guard.moderation import Moderator
+    from guard.stream import StreamGuard
+
+IMAGE_TOO_LARGE = "guard.image_too_large"
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,8 @@ class Call:
         self.guard = guard
         self.request_id = f"req_{uuid.uuid4().hex}"
         self.route = route
+        self.wire: WireFormat = wire_format(api_for_route(route) or "chat")
+        """The wire format of the call's bodies: by route, chat when the route says nothing."""
         self.api_key = api_key
         self.principal = _principal(guard.settings.principal_key, api_key, user)
         self.context = dict(context) if context else None
@@ -113,18 +120,28 @@ class Call:
 
     # -- input -------------------------------------------------------------------------
 
-    async def check_request(self, body: Mapping[str, Any]) -> InputVerdict:
+    async def check_request(self, body: Mapping[str, Any], api: str | None = None) -> InputVerdict:
         """Find and pseudonymise PII, run the input rules, then moderate the redacted text.
 
-        Raises :class:`~guard.errors.WireFormatError` for a body that is not a chat request.
+        The one entry point for every API: ``api`` (``chat``, ``responses``, ``embeddings``)
+        names the body's wire format; by default the call's route decides
+        (``guard.call(route="/v1/responses")``), chat when the route is not a known one.
+        Raises :class:`~guard.errors.WireFormatError` for a body not of that format, and
+        ``ValueError`` for an unknown ``api``.
         """
+        if api is not None:
+            self.wire = wire_format(api)
+        wire = self.wire
         policy = self.guard.policy
         pii = policy.pii
         enforced = policy.mode == "enforce"
         self.model = body.get("model") if isinstance(body.get("model"), str) else None
         self.stream = body.get("stream") is True
-        extraction = extract_request(body)
+        extraction = wire.extract_request(body)
         slots = extraction.texts
+        refused = self._check_images(body, extraction)
+        if refused is not None:
+            return self._keep_input(refused)
 
         with self._stage("pii"):
             spans = await self.guard.detect([s.text for s in slots], pii.detected_entities)
@@ -137,12 +154,14 @@ class Call:
             kept = [s for s in found
                     if not self.guard.is_allowed(s.label, slot.text[s.start:s.end])]
             counts.update(s.label for s in kept)
-            blocked_entities.update(s.label for s in kept if pii.action_for(s.label) == "block")
+            blocked_entities.update(s.label for s in kept
+                                    if pii.action_for(s.label, wire.api) == "block")
 
             def replace(span: Span, slot: TextSlot = slot) -> str | None:
                 new = self._replacement(span, slot.text)
                 findings.append(Finding(slot.param, span.start, span.end, span.label,
-                                        round(span.score, 4), pii.action_for(span.label), new))
+                                        round(span.score, 4), pii.action_for(span.label, wire.api),
+                                        new))
                 return new
 
             new_text = rewrite(slot.text, kept, replace)
@@ -163,10 +182,10 @@ class Call:
 
         texts = [changes.get(slot, slot.text) for slot in slots]
         rule_hits: tuple[InputRuleHit, ...] = ()
-        if self.guard.input_rules.rules:
+        if self.guard.input_rules.rules and wire.moderated:
             with self._stage("input_rules"):
                 rule_hits = await self.guard.input_rules.evaluate(
-                    [(_role_of(body, slot), text) for slot, text in zip(slots, texts, strict=True)])
+                    [(wire.role_of(body, slot), text) for slot, text in zip(slots, texts, strict=True)])
             blocking = [h for h in rule_hits if h.action == "block"]
             if blocking:
                 verdict = InputVerdict(
@@ -177,10 +196,11 @@ class Call:
                 return self._keep_input(verdict)
 
         moderation: ModerationVerdict | None = None
-        if self.guard.input_moderator is not None:
+        if self.guard.input_moderator is not None and wire.moderated:
+            images = extraction.images if policy.images.action == "moderate" else ()
             with self._stage("moderation"):
                 moderation = await self.guard.input_moderator.check(
-                    texts, extraction.images, api_key=self._moderation_key)
+                    texts, images, api_key=self._moderation_key)
             if moderation.flagged:
                 verdict = InputVerdict(
                     "block", dict(body), enforced, code="guard.moderation", entities=entities,
@@ -206,13 +226,48 @@ class Call:
                                rule_hits=rule_hits)
         return self._keep_input(verdict)
 
+    def _check_images(self, body: Mapping[str, Any], extraction: Extraction) -> InputVerdict | None:
+        """The policy's ``images``: a refusal (block, too large, unmoderatable), or ``None``."""
+        if not extraction.image_inputs:
+            return None
+        policy = self.guard.policy
+        images = policy.images
+        enforced = policy.mode == "enforce"
+        if images.action == "block":
+            return InputVerdict("block", dict(body), enforced, code="guard.policy",
+                                message=f"Policy '{policy.name}' does not allow images "
+                                        f"({extraction.image_inputs[0].param}).")
+        for image in extraction.image_inputs:
+            url = image.url
+            if url is not None and url.startswith("data:"):
+                if len(url) > images.max_data_url_bytes:
+                    return InputVerdict(
+                        "block", dict(body), enforced, code=IMAGE_TOO_LARGE,
+                        message=(f"{image.param} is a data URL of {len(url)} bytes; policy "
+                                 f"'{policy.name}' allows at most {images.max_data_url_bytes} "
+                                 "(images.max_data_url_bytes). Send a smaller image or an "
+                                 "https URL."))
+                if not url.startswith("data:image/"):
+                    raise WireFormatError(f"{image.param} must be an image data URL "
+                                          "(data:image/...;base64,...).", image.param)
+            elif url is not None and not url.startswith(("https://", "http://")):
+                raise WireFormatError(f"{image.param} must be an http(s) URL or a data URL.",
+                                      image.param)
+            elif url is None and images.action == "moderate":
+                return InputVerdict(
+                    "block", dict(body), enforced, code="guard.policy",
+                    message=(f"{image.param}: an image given by file id cannot be moderated; "
+                             "send it as a URL or data URL, or set 'images: allow' in policy "
+                             f"'{policy.name}'."))
+        return None
+
     @property
     def _moderation_key(self) -> str | None:
         # With a server key, the caller's key is a Guard client key, not an OpenAI key.
         return None if self.guard.settings.api_key else self.api_key
 
     def _replacement(self, span: Span, text: str) -> str | None:
-        action = self.guard.policy.pii.action_for(span.label)
+        action = self.guard.policy.pii.action_for(span.label, self.wire.api)
         if action == "pseudonymize":
             return self._placeholders.placeholder_for(span.label, text[span.start:span.end])
         if action == "mask":
@@ -245,7 +300,12 @@ class Call:
         self.usage = usage_of(body) or self.usage
         if self.model is None and isinstance(body.get("model"), str):
             self.model = body["model"]
-        slots = extract_response(body)
+        wire = self.wire
+        if wire.extract_response is None or wire.withhold is None:
+            # No text in the answer (embeddings): nothing to check or restore.
+            self._output = OutputVerdict("allow", dict(body), enforced)
+            return self._output
+        slots = wire.extract_response(body)
         outcome = await self.evaluate_rules([s.text for s in slots])
         hits = outcome.all_hits
         moderation_failed = self.output_moderation_failed(outcome.moderation)
@@ -275,7 +335,7 @@ class Call:
         if enforced:
             new_body = replace_texts(body, changes)  # a deep copy, safe to edit below
             for choice in blocked_choices:
-                _withhold_choice(new_body, choice, block_messages[choice])
+                wire.withhold(new_body, choice, block_messages[choice])
         else:
             new_body = dict(body)
         verdict = OutputVerdict(decision, new_body, enforced, tuple(hits), outcome.moderation)
@@ -321,6 +381,16 @@ class Call:
             if rule.id == blocking[0].rule_id and rule.message:
                 return rule.message
         return self.guard.policy.output.block_message
+
+    def stream_guard(self) -> StreamGuard:
+        """The guard for this call's streamed answer (chat chunks or Responses events)."""
+        if self.wire.api == "responses":
+            from guard.stream_responses import ResponsesStreamGuard
+
+            return ResponsesStreamGuard(self)
+        from guard.stream import StreamGuard
+
+        return StreamGuard(self)
 
     def record_output(self, decision: Decision, hits: Sequence[RuleHit],
                       moderation: ModerationVerdict | None) -> None:
@@ -445,17 +515,6 @@ class Call:
         self.finish()
 
 
-def _withhold_choice(body: dict[str, Any], index: int, message: str) -> None:
-    choice = body["choices"][index]
-    message_obj = choice.get("message") or {}
-    message_obj = {k: v for k, v in message_obj.items()
-                   if k not in ("tool_calls", "function_call", "refusal", "audio")}
-    message_obj["content"] = message
-    message_obj.setdefault("role", "assistant")
-    choice["message"] = message_obj
-    choice["finish_reason"] = "content_filter"
-
-
 def _verdict_record(verdict: ModerationVerdict | None,
                     moderator: Moderator | None) -> dict[str, Any] | None:
     if verdict is None:
@@ -479,15 +538,6 @@ def _verdict_record(verdict: ModerationVerdict | None,
         record["failed_provider"] = verdict.failed_provider
         record["on_error"] = "local"
     return record
-
-
-def _role_of(body: Mapping[str, Any], slot: TextSlot) -> str:
-    """The role of the message a request slot belongs to (``user``, ``tool``, ...)."""
-    if slot.path[:1] == ("messages",) and isinstance(slot.path[1], int):
-        role = body["messages"][slot.path[1]].get("role")
-        if isinstance(role, str):
-            return role
-    return "user"
 
 
 def _principal(key: bytes, api_key: str | None, user: str | None) -> str:

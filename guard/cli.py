@@ -172,8 +172,12 @@ def classify(source: TextIO, model_name: str, threshold: float) -> None:
 @click.option("--pii-processes", type=click.IntRange(0, 64), default=None,
               help="Extra processes per worker that share PII detection of long texts "
                    "(GUARD_PII_PROCESSES; default 0). Each holds its own copy of the model.")
+@click.option("--passthrough", multiple=True, metavar="PREFIX",
+              help="Forward this path prefix (e.g. /v1/files) UNGUARDED; repeatable "
+                   "[default: $GUARD_PASSTHROUGH, comma-separated].")
 def serve(host: str, port: int, policy_ref: str | None, upstream: str | None, workers: int,
-          shutdown_timeout: float | None, pii_processes: int | None) -> None:
+          shutdown_timeout: float | None, pii_processes: int | None,
+          passthrough: tuple[str, ...]) -> None:
     """Run the OpenAI-compatible proxy: point any OpenAI SDK at http://HOST:PORT/v1.
 
     With no OPENAI_API_KEY and no upstream it runs OFFLINE: a built-in model stand-in
@@ -186,8 +190,9 @@ def serve(host: str, port: int, policy_ref: str | None, upstream: str | None, wo
     import uvicorn
 
     from guard.policy import load_policy
-    from guard.proxy import ProxyConfig, is_offline, parse_client_keys
+    from guard.proxy import ProxyConfig, is_offline, parse_client_keys, passthrough_from_env
     from guard.settings import DEFAULT_AUDIT_SINK
+    from guard.wire import API_ROUTES
 
     if policy_ref:
         os.environ["GUARD_POLICY"] = policy_ref
@@ -195,6 +200,8 @@ def serve(host: str, port: int, policy_ref: str | None, upstream: str | None, wo
         os.environ["GUARD_UPSTREAM_URL"] = upstream
     if pii_processes is not None:
         os.environ["GUARD_PII_PROCESSES"] = str(pii_processes)
+    if passthrough:
+        os.environ["GUARD_PASSTHROUGH"] = ",".join(passthrough)
     try:
         policy = load_policy(os.environ.get("GUARD_POLICY") or "default")
     except PolicyError as exc:
@@ -202,7 +209,8 @@ def serve(host: str, port: int, policy_ref: str | None, upstream: str | None, wo
         return
     try:  # refuse an open relay before loading anything
         ProxyConfig(upstream_url="-", server_key=os.environ.get("OPENAI_API_KEY") or None,
-                    client_keys=parse_client_keys(os.environ.get("GUARD_CLIENT_KEYS")))
+                    client_keys=parse_client_keys(os.environ.get("GUARD_CLIENT_KEYS")),
+                    passthrough=passthrough_from_env())
     except ConfigError as exc:
         _fail(str(exc))
     offline = is_offline()
@@ -219,6 +227,9 @@ def serve(host: str, port: int, policy_ref: str | None, upstream: str | None, wo
                   f" — {keys}", highlight=False)
     err.print(f"Policy: {policy.name} ({policy.source}, sha256 {policy.sha256[:12]}), "
               f"mode {policy.mode}; audit: {sink}", highlight=False)
+    unguarded = ", ".join(passthrough_from_env()) or "none"
+    err.print(f"Guarded: POST {', '.join(API_ROUTES)}; passed through unguarded: {unguarded}; "
+              "other routes: 404", highlight=False)
     err.print(f"Point your OpenAI SDK at [bold]http://{host}:{port}/v1[/]", highlight=False)
     if workers > 1:
         from guard.ops.multiproc import prepare_multiprocess_metrics

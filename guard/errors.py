@@ -38,11 +38,14 @@ class PolicyError(ConfigError):
 class WireFormatError(GuardError):
     """A body that is not valid JSON or not the OpenAI shape for its route.
 
-    ``param`` names the offending field in OpenAI's style (``messages[2].content``) when known.
+    ``param`` names the offending field in OpenAI's style (``messages[2].content``) when known;
+    ``code`` is a ``guard.*`` error code when the body is well-formed but cannot be accepted
+    (``guard.unscannable_input``), ``None`` for a plain shape error.
     """
 
-    def __init__(self, message: str, param: str | None = None) -> None:
+    def __init__(self, message: str, param: str | None = None, *, code: str | None = None) -> None:
         self.param = param
+        self.code = code
         super().__init__(message)
 
 

@@ -8,8 +8,10 @@ out are visible to the person trying Guard.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import struct
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -132,6 +134,135 @@ def wants_usage(body: Mapping[str, Any]) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
+def _responses_heard(body: Mapping[str, Any]) -> tuple[str, int]:
+    """The last user text of a Responses request, and how many input items it has."""
+    data = body.get("input")
+    if isinstance(data, str):
+        return data, 1
+    items = data if isinstance(data, list) else []
+    for item in reversed(items):
+        if isinstance(item, dict) and item.get("role") == "user":
+            return _text_of(item.get("content")), len(items)
+        if isinstance(item, dict) and item.get("type") == "function_call_output":
+            return str(item.get("output") or ""), len(items)
+    return "", len(items)
+
+
+def offline_response(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A deterministic Responses API ``response`` that shows what the model was sent.
+
+    With function ``tools``, the first function is called with the last user text as its
+    first string argument (as :func:`offline_reply` does for chat).
+    """
+    heard, n_items = _responses_heard(body)
+    tools = body.get("tools") or []
+    function = next((t for t in tools if isinstance(t, dict) and t.get("type") == "function"),
+                    None)
+    item: dict[str, Any]
+    if function is not None:
+        properties = (function.get("parameters") or {}).get("properties") or {}
+        first = next((name for name, spec in properties.items()
+                      if isinstance(spec, dict) and spec.get("type") == "string"), "text")
+        item = {"id": "fc_offline_1", "type": "function_call", "status": "completed",
+                "call_id": "call_offline_1", "name": function.get("name", "tool"),
+                "arguments": json.dumps({first: heard})}
+        completion = heard
+    else:
+        completion = (f"(offline model) I received {n_items} input item(s). "
+                      f"Your last message was: {heard}")
+        item = {"id": "msg_offline_1", "type": "message", "status": "completed",
+                "role": "assistant", "content": [
+                    {"type": "output_text", "text": completion, "annotations": []}]}
+    prompt_tokens = _tokens(heard) + _tokens(str(body.get("instructions") or ""))
+    return {
+        "id": "resp_offline_" + hashlib.sha256(heard.encode()).hexdigest()[:16],
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": "completed",
+        "model": body.get("model") or "gpt-4o-mini",
+        "instructions": body.get("instructions"),
+        "output": [item],
+        "parallel_tool_calls": True,
+        "tool_choice": body.get("tool_choice") or "auto",
+        "tools": tools,
+        "text": {"format": {"type": "text"}},
+        "error": None,
+        "incomplete_details": None,
+        "metadata": {},
+        "usage": {"input_tokens": prompt_tokens, "output_tokens": _tokens(completion),
+                  "total_tokens": prompt_tokens + _tokens(completion),
+                  "input_tokens_details": {"cached_tokens": 0},
+                  "output_tokens_details": {"reasoning_tokens": 0}},
+    }
+
+
+def response_events(response: Mapping[str, Any], *, chunk_chars: int = 4) -> list[dict[str, Any]]:
+    """A finished ``response`` as the typed events OpenAI streams it: created, in_progress,
+    per output item (added, text or argument deltas, done events), completed."""
+    events: list[dict[str, Any]] = []
+
+    def add(kind: str, **fields: Any) -> None:
+        events.append({"type": kind, "sequence_number": len(events), **fields})
+
+    step = max(chunk_chars, 1)
+    start = {**response, "status": "in_progress", "output": [], "usage": None}
+    add("response.created", response=start)
+    add("response.in_progress", response=start)
+    for index, item in enumerate(response.get("output") or []):
+        item_id = item.get("id")
+        if item.get("type") == "function_call":
+            add("response.output_item.added", output_index=index,
+                item={**item, "arguments": "", "status": "in_progress"})
+            arguments = item.get("arguments") or ""
+            for i in range(0, len(arguments), step):
+                add("response.function_call_arguments.delta", item_id=item_id,
+                    output_index=index, delta=arguments[i:i + step])
+            add("response.function_call_arguments.done", item_id=item_id, output_index=index,
+                arguments=arguments)
+        else:
+            add("response.output_item.added", output_index=index,
+                item={**item, "content": [], "status": "in_progress"})
+            for j, part in enumerate(item.get("content") or []):
+                text = part.get("text") or ""
+                add("response.content_part.added", item_id=item_id, output_index=index,
+                    content_index=j, part={**part, "text": ""})
+                for i in range(0, len(text), step):
+                    add("response.output_text.delta", item_id=item_id, output_index=index,
+                        content_index=j, delta=text[i:i + step], logprobs=[])
+                add("response.output_text.done", item_id=item_id, output_index=index,
+                    content_index=j, text=text, logprobs=[])
+                add("response.content_part.done", item_id=item_id, output_index=index,
+                    content_index=j, part=part)
+        add("response.output_item.done", output_index=index, item=item)
+    add("response.completed", response=response)
+    return events
+
+
+def typed_sse_lines(events: list[dict[str, Any]]) -> list[bytes]:
+    """Responses events on the wire: ``event:`` and ``data:`` lines, no ``[DONE]``."""
+    return [f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events]
+
+
+def offline_embeddings(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Deterministic vectors (from a hash of each text) in the embeddings response shape;
+    ``encoding_format: base64`` gives little-endian float32 as the API does."""
+    data = body.get("input")
+    texts = [data] if isinstance(data, str) else [str(x) for x in data or []]
+    asked = body.get("dimensions")
+    dimensions = asked if isinstance(asked, int) and asked > 0 else 8
+    items = []
+    for index, text in enumerate(texts):
+        digest = hashlib.sha256(text.encode()).digest() * (dimensions // 32 + 1)
+        vector = [round(b / 255 - 0.5, 6) for b in digest[:dimensions]]
+        embedding: Any = vector
+        if body.get("encoding_format") == "base64":
+            embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        items.append({"object": "embedding", "index": index, "embedding": embedding})
+    tokens = sum(_tokens(t) for t in texts)
+    return {"object": "list", "data": items, "model": body.get("model") or "text-embedding-3-small",
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
 def openai_error(status: int, message: str, code: str | None = None,
                  kind: str = "invalid_request_error") -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": code}},
@@ -139,7 +270,8 @@ def openai_error(status: int, message: str, code: str | None = None,
 
 
 class OfflineUpstream:
-    """ASGI app answering ``/v1/chat/completions`` and ``/v1/models`` offline.
+    """ASGI app answering ``/v1/chat/completions``, ``/v1/responses`` (both streaming or
+    not), ``/v1/embeddings`` and ``/v1/models`` offline.
 
     It remembers the last ``keep`` requests it received (for ``guard demo``), in memory only.
     """
@@ -151,6 +283,8 @@ class OfflineUpstream:
     def routes(self, prefix: str) -> list[Route]:
         return [
             Route(f"{prefix}/chat/completions", self.chat_completions, methods=["POST"]),
+            Route(f"{prefix}/responses", self.responses, methods=["POST"]),
+            Route(f"{prefix}/embeddings", self.embeddings, methods=["POST"]),
             Route(f"{prefix}/models", self.models, methods=["GET"]),
         ]
 
@@ -177,6 +311,23 @@ class OfflineUpstream:
             events = sse_lines(stream_chunks(reply, include_usage=wants_usage(body)))
             return Response(b"".join(events), media_type="text/event-stream")
         return JSONResponse(reply)
+
+    async def responses(self, request: Request) -> Response:
+        body = await self.record(request)
+        if not isinstance(body, dict) or not (isinstance(body.get("input"), str | list)
+                                              or body.get("instructions")):
+            return openai_error(400, "'input' is required.")
+        reply = offline_response(body)
+        if body.get("stream") is True:
+            events = typed_sse_lines(response_events(reply))
+            return Response(b"".join(events), media_type="text/event-stream")
+        return JSONResponse(reply)
+
+    async def embeddings(self, request: Request) -> Response:
+        body = await self.record(request)
+        if not isinstance(body, dict) or not isinstance(body.get("input"), str | list):
+            return openai_error(400, "'input' is required.")
+        return JSONResponse(offline_embeddings(body))
 
     async def models(self, request: Request) -> Response:
         await self.record(request)

@@ -21,6 +21,9 @@ from guard.entities import DEFAULT_ENTITIES, KNOWN_ENTITIES, NER_BACKED
 from guard.errors import PolicyError
 
 PiiAction = Literal["pseudonymize", "mask", "block", "allow"]
+EmbeddingsPiiAction = Literal["mask", "pseudonymize", "block"]
+ImagesAction = Literal["allow", "moderate", "block"]
+DEFAULT_MAX_IMAGE_BYTES = 4 * 1024 * 1024
 RuleAction = Literal["block", "redact", "warn"]
 
 MODERATION_CATEGORIES: tuple[str, ...] = (
@@ -64,8 +67,20 @@ class PiiPolicy(_Model):
     restore_output: bool = True
     model: str = "auto"
     """spaCy model package for names and places: ``auto`` picks the best installed English one."""
+    embeddings: EmbeddingsPiiAction = "mask"
+    """What PII becomes in texts sent to ``/v1/embeddings``: every entity the policy would
+    pseudonymise or mask gets this action there (entities it allows or blocks keep that).
+    ``mask`` (``[PERSON]``) means the same in every request, so vectors of different texts
+    stay comparable; ``pseudonymize`` numbers values per request (``<PERSON_1>``), which
+    tells entities within one text apart but means nothing across texts; ``block`` refuses."""
+
     profile: Literal["accurate", "fast"] = "accurate"
     """``fast``: patterns and checksums only, no NER — names and places are not detected."""
+
+    @field_validator("embeddings", mode="before")
+    @classmethod
+    def _british_spelling(cls, v: Any) -> Any:
+        return "pseudonymize" if v == "pseudonymise" else v
 
     @field_validator("entities")
     @classmethod
@@ -79,8 +94,12 @@ class PiiPolicy(_Model):
         _check_entities(list(v))
         return v
 
-    def action_for(self, entity: str) -> PiiAction:
-        return self.per_entity.get(entity, self.action)
+    def action_for(self, entity: str, api: str | None = None) -> PiiAction:
+        """What happens to ``entity``; ``api="embeddings"`` applies :attr:`embeddings`."""
+        action = self.per_entity.get(entity, self.action)
+        if api == "embeddings" and action in ("pseudonymize", "mask"):
+            return self.embeddings
+        return action
 
     @property
     def detected_entities(self) -> tuple[str, ...]:
@@ -279,6 +298,20 @@ class OutputPolicy(_Model):
         return v
 
 
+class ImagesPolicy(_Model):
+    """What happens to images in a request (``image_url`` / ``input_image`` parts).
+
+    ``moderate`` (the default) sends them to the input moderation with the texts (the
+    categories the model cannot judge for images are recorded as unevaluated); ``allow``
+    lets them through unmoderated; ``block`` refuses requests that carry any. A data URL
+    longer than ``max_data_url_bytes`` is refused (400, ``guard.image_too_large``).
+    ``images: block`` is short for ``images: {action: block}``.
+    """
+
+    action: ImagesAction = "moderate"
+    max_data_url_bytes: int = Field(default=DEFAULT_MAX_IMAGE_BYTES, gt=0)
+
+
 class AuditPolicy(_Model):
     sink: str | None = None
     """``sqlite:///guard-audit.db`` (default), ``jsonl:///path``, ``stdout``."""
@@ -300,11 +333,17 @@ class Policy(_Model):
     moderation: ModerationPolicy = Field(default_factory=ModerationPolicy)
     input: InputPolicy = Field(default_factory=InputPolicy)
     output: OutputPolicy = Field(default_factory=OutputPolicy)
+    images: ImagesPolicy = Field(default_factory=ImagesPolicy)
     audit: AuditPolicy = Field(default_factory=AuditPolicy)
 
     # Not part of the YAML: where it came from and the hash of its exact bytes.
     source: str = Field(default="<memory>", exclude=True)
     sha256: str = Field(default="", exclude=True)
+
+    @field_validator("images", mode="before")
+    @classmethod
+    def _images_shorthand(cls, v: Any) -> Any:
+        return {"action": v} if isinstance(v, str) else v
 
 
 def packaged_policies_dir() -> Path:

@@ -1,8 +1,10 @@
 """The OpenAI-compatible proxy: client-key check → GuardMiddleware → routes → Forwarder.
 
-Point any OpenAI SDK at ``http://host:port/v1``. Guarded routes go through the engine;
-``GET /v1/models`` passes through; every other route is refused with 404 unless it is listed
-as pass-through in configuration — there is no silent unguarded path.
+Point any OpenAI SDK at ``http://host:port/v1``. Guarded routes (``POST /v1/chat/completions``,
+``/v1/responses``, ``/v1/embeddings``) go through the engine; ``GET /v1/models`` passes
+through; every other route is refused with 404 unless it is listed as pass-through in
+configuration (``GUARD_PASSTHROUGH``) — there is no silent unguarded path. A pass-through
+prefix never unguards a guarded route: the middleware in front of the router sees it first.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from guard.errors import ConfigError
 from guard.offline import OfflineUpstream
 from guard.ops.server import Operations
 from guard.upstream import DEFAULT_TIMEOUT, Forwarder
+from guard.wire import API_ROUTES
 
 OFFLINE_BASE_URL = "http://guard-offline.invalid/v1"
 """Never resolved: in offline mode the forwarder's transport answers in-process."""
@@ -78,6 +81,12 @@ class ProxyConfig:
     """Also reload when the policy file changes, polling this often."""
 
     def __post_init__(self) -> None:
+        for prefix in self.passthrough:
+            if not prefix.startswith("/v1/") or prefix.rstrip("/") == "/v1":
+                raise ConfigError(
+                    f"pass-through prefix {prefix!r} must be a path under /v1/ such as "
+                    "/v1/files (GUARD_PASSTHROUGH is comma-separated; /v1 alone would "
+                    "forward everything unguarded)")
         if self.server_key and not self.client_keys:
             raise ConfigError(
                 "OPENAI_API_KEY is set on the server, so clients must present one of "
@@ -116,15 +125,22 @@ class Router:
         if scope["type"] == "lifespan":
             return
         path, method = scope["path"], scope.get("method", "GET")
-        if ((method == "POST" and path.endswith("/chat/completions"))
+        if ((method == "POST" and path in API_ROUTES)
                 or (method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")))
-                or any(path.startswith(p) for p in self.passthrough)):
+                or any(_under(path, p) for p in self.passthrough)):
             await self.forwarder(scope, receive, send)
             return
         await send_json(send, 404, error_body(
-            f"Guard does not handle {method} {path}. Guarded: POST /v1/chat/completions; "
-            "passed through: GET /v1/models. Add a path prefix to GUARD_PASSTHROUGH to forward "
-            "it unguarded.", code="guard.unknown_route"))
+            f"Guard does not handle {method} {path}. Guarded: POST "
+            f"{', '.join(API_ROUTES)}; passed through: GET /v1/models"
+            f"{''.join(', ' + p for p in self.passthrough)}. Add a path prefix to "
+            "GUARD_PASSTHROUGH to forward it unguarded.", code="guard.unknown_route"))
+
+
+def _under(path: str, prefix: str) -> bool:
+    """``/v1/files/x`` is under ``/v1/files`` (and ``/v1/files/``); ``/v1/filesx`` is not."""
+    prefix = prefix.rstrip("/")
+    return path == prefix or path.startswith(prefix + "/")
 
 
 class ProxyApp:
@@ -213,6 +229,12 @@ def is_offline(env: dict[str, str] | os._Environ[str] | None = None) -> bool:
     return not env.get("OPENAI_API_KEY") and not env.get("GUARD_UPSTREAM_URL")
 
 
+def passthrough_from_env(env: dict[str, str] | os._Environ[str] | None = None) -> tuple[str, ...]:
+    """``GUARD_PASSTHROUGH``: comma-separated path prefixes forwarded unguarded."""
+    env = os.environ if env is None else env
+    return tuple(p.strip() for p in env.get("GUARD_PASSTHROUGH", "").split(",") if p.strip())
+
+
 def app_from_env() -> ProxyApp:
     """The app ``guard serve`` runs in each worker, configured by environment variables."""
     from guard.ops.tracing import configure_tracing
@@ -228,8 +250,7 @@ def app_from_env() -> ProxyApp:
     # Loaded now, warmed in the background: /readyz says 503 until the warm-up is done.
     detector = get_detector(os.environ.get("GUARD_SPACY_MODEL") or policy.pii.model, warm=False)
     guard = Guard.from_policy(policy, detector=detector, warm_up=False, **settings)
-    passthrough = [p.strip() for p in os.environ.get("GUARD_PASSTHROUGH", "").split(",")
-                   if p.strip()]
+    passthrough = passthrough_from_env()
     return create_app(
         guard,
         server_key=os.environ.get("OPENAI_API_KEY") or None,

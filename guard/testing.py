@@ -34,10 +34,14 @@ from guard.moderation import CATEGORIES as _CATEGORIES
 from guard.offline import (
     OfflineUpstream,
     ReceivedRequest,
+    offline_embeddings,
     offline_reply,
+    offline_response,
     openai_error,
+    response_events,
     sse_lines,
     stream_chunks,
+    typed_sse_lines,
     wants_usage,
 )
 
@@ -103,12 +107,19 @@ class FakeUpstream(OfflineUpstream):
     Switches a test may flip between requests:
 
     - ``reply``: ``body -> chat completion dict`` (default: the offline model's echo);
-    - ``status`` / ``error_body``: answer chat completions with this HTTP error;
+    - ``response_reply``: ``body -> Responses API response dict`` for ``/v1/responses``;
+    - ``status`` / ``error_body``: answer chat completions, responses and embeddings with
+      this HTTP error;
     - ``delay_s``: wait before answering (to provoke timeouts);
-    - ``moderation_triggers``: word → {category: score}; texts containing the word flag it;
+    - ``moderation_triggers``: word → {category: score}; texts containing the word flag it,
+      and so do images whose URL contains it (for the categories judged for images);
     - ``moderation_status`` / ``moderation_delay_s``: make the moderation endpoint fail.
 
-    Streaming (``stream: true``): the reply is sent as chunks of ``stream_chunk_chars``
+    ``/v1/embeddings`` answers with deterministic vectors (see
+    :func:`guard.offline.offline_embeddings`).
+
+    Streaming (``stream: true``, chat or responses): the reply is sent as chunks (or
+    text deltas) of ``stream_chunk_chars``
     characters (or exactly the pieces in ``stream_pieces``), ``stream_delay_s`` apart;
     ``stream_break_after`` drops the connection after that many chunks; ``stream_cancelled``
     becomes true when the client side went away before the end.
@@ -118,10 +129,12 @@ class FakeUpstream(OfflineUpstream):
         self,
         *,
         reply: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
+        response_reply: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
         moderation_triggers: Mapping[str, Mapping[str, float]] | None = None,
         port: int = 0,
     ) -> None:
         self.reply = reply or offline_reply
+        self.response_reply = response_reply or offline_response
         self.moderation_triggers = dict(moderation_triggers or {
             "kill": {"violence": 0.96}, "bomb": {"illicit/violent": 0.9}})
         self.status = 200
@@ -137,6 +150,8 @@ class FakeUpstream(OfflineUpstream):
         """Exact bytes to stream instead of the reply (for hand-written SSE)."""
         self.stream_cancelled = False
         self.stream_finished = False
+        self.stream_events: list[dict[str, Any]] | None = None
+        """Exact Responses events to stream instead of the reply's."""
         self.requests: list[ReceivedRequest] = []
         super().__init__(keep=100_000)
         self._server = LoopbackServer(self, port=port)
@@ -158,14 +173,45 @@ class FakeUpstream(OfflineUpstream):
         self.requests.append(self.received[-1])
         return body
 
-    async def chat_completions(self, request: Request) -> Response:
-        body = await self.record(request)
+    async def _failure(self) -> Response | None:
+        """The configured delay, then the configured error (``None``: answer normally)."""
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if self.status != 200:
             return JSONResponse(self.error_body or {"error": {
                 "message": "fake upstream failure", "type": "server_error", "param": None,
                 "code": None}}, status_code=self.status)
+        return None
+
+    async def responses(self, request: Request) -> Response:
+        body = await self.record(request)
+        failure = await self._failure()
+        if failure is not None:
+            return failure
+        if not isinstance(body, dict) or not isinstance(body.get("input"), str | list):
+            return openai_error(400, "'input' is required.")
+        reply = self.response_reply(body)
+        if body.get("stream") is True:
+            events = self.stream_events or response_events(
+                reply, chunk_chars=self.stream_chunk_chars)
+            return StreamingResponse(self._send(typed_sse_lines(events)),
+                                     media_type="text/event-stream")
+        return JSONResponse(reply)
+
+    async def embeddings(self, request: Request) -> Response:
+        body = await self.record(request)
+        failure = await self._failure()
+        if failure is not None:
+            return failure
+        if not isinstance(body, dict) or not isinstance(body.get("input"), str | list):
+            return openai_error(400, "'input' is required.")
+        return JSONResponse(offline_embeddings(body))
+
+    async def chat_completions(self, request: Request) -> Response:
+        body = await self.record(request)
+        failure = await self._failure()
+        if failure is not None:
+            return failure
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return openai_error(400, "'messages' is required.")
         reply = self.reply(body)
@@ -186,8 +232,13 @@ class FakeUpstream(OfflineUpstream):
                                                  "finish_reason": None, "logprobs": None}]}
                       for p in self.stream_pieces]
             chunks = head + pieces + tail
+        async for event in self._send(sse_lines(chunks)):
+            yield event
+
+    async def _send(self, lines: list[bytes]) -> AsyncIterator[bytes]:
+        """Stream ``lines`` (or ``raw_stream``) with the configured delays and breaks."""
         self.stream_cancelled = self.stream_finished = False
-        events = self.raw_stream if self.raw_stream is not None else sse_lines(chunks)
+        events = self.raw_stream if self.raw_stream is not None else lines
         try:
             for n, event in enumerate(events):
                 if self.stream_break_after is not None and n >= self.stream_break_after:
@@ -211,14 +262,18 @@ class FakeUpstream(OfflineUpstream):
         items = inputs if isinstance(inputs, list) else [inputs]
         results = []
         for item in items:
-            text = item if isinstance(item, str) else (
-                item.get("text", "") if isinstance(item, dict) else "")
+            part = item if isinstance(item, dict) else {}
+            is_image = part.get("type") == "image_url"
+            # An image "shows" the trigger words in its URL (only image categories count).
+            image: dict[str, Any] = part.get("image_url") or {} if is_image else {}
+            text = item if isinstance(item, str) else str(
+                image.get("url", "") if is_image else part.get("text", ""))
             scores = {c: 0.0001 for c in _CATEGORIES}
             for word, flagged in self.moderation_triggers.items():
                 if word in text.lower():
                     for category, score in flagged.items():
-                        scores[category] = max(scores[category], score)
-            is_image = isinstance(item, dict) and item.get("type") == "image_url"
+                        if not is_image or category in _IMAGE_CATEGORIES:
+                            scores[category] = max(scores[category], score)
             results.append({
                 "flagged": any(s >= 0.5 for s in scores.values()),
                 "categories": {c: s >= 0.5 for c, s in scores.items()},

@@ -5,7 +5,7 @@ The same engine, decisions and audit record as the proxy, without running a prox
     import guard
     from openai import OpenAI
 
-    client = guard.wrap(OpenAI())                 # every chat completion is guarded
+    client = guard.wrap(OpenAI())   # chat completions, responses, embeddings are guarded
 
     @guard.protect(user="u1", purpose="support")  # plain clients created inside too
     def answer(question: str) -> str:
@@ -59,7 +59,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def wrap(client: ClientT, *, policy: PolicyLike | None = None, guard: Guard | None = None,
          routes: Iterable[str] | None = None) -> ClientT:
-    """A copy of ``client`` whose chat completions (stream or not) go through the engine.
+    """A copy of ``client`` whose chat completions, responses (stream or not) and embeddings
+    go through the engine.
 
     ``client``: ``OpenAI``, ``AsyncOpenAI``, ``AzureOpenAI``, a ``with_options`` copy...
     Blocks raise the SDK's own ``BadRequestError`` (``code`` ``guard.*``); answers come back

@@ -64,7 +64,7 @@ class Exchange:
         try:
             verdict = await self.call.check_request(body)
         except WireFormatError as exc:
-            return self.reject(400, str(exc), param=exc.param, status="rejected")
+            return self.reject(400, str(exc), param=exc.param, code=exc.code, status="rejected")
         if verdict.blocked:
             return self.reject(STATUS_FOR_CODE.get(verdict.code or "", 400),
                                verdict.message or "Blocked by policy.", code=verdict.code)
@@ -122,7 +122,7 @@ class Exchange:
                                content=content, extensions=_extensions(response))
 
     def stream_guard(self) -> StreamGuard:
-        return StreamGuard(self.call)
+        return self.call.stream_guard()
 
     def relay(self, response: httpx2.Response,
               stream: httpx2.SyncByteStream | httpx2.AsyncByteStream) -> httpx2.Response:

@@ -7,7 +7,7 @@ and the aiohttp one): every ``OpenAI()``/``AsyncOpenAI()`` built without ``http_
 uses one of them, and so does ``openai.DefaultHttpxClient(...)``. Outside ``@protect`` /
 ``context()`` the hooked method returns the usual transport (one context-variable read);
 inside, it returns that transport wrapped in a guard transport with no guard of its own,
-which guards chat completions with the scope's guard.
+which guards the OpenAI routes (chat, responses, embeddings) with the scope's guard.
 
 Why there: no SDK resource method changes, so every endpoint, retry and stream behaves as
 with a wrapped client; nothing else in the process that uses httpx2 is touched; and because

@@ -1,8 +1,8 @@
 """Which SDK requests go through the engine, and what they tell it (route, key, base URL).
 
 The route list is the proxy's and the middleware's (:data:`guard.asgi.DEFAULT_ROUTES`), so the
-three adapters guard the same endpoints: when the engine learns a new format (Responses,
-embeddings) and its route is added there, wrapped clients guard it too, with no change here.
+three adapters guard the same endpoints (chat completions, responses, embeddings); the
+engine picks the wire format from the path, so a new format added there is guarded here too.
 
 >>> import httpx2
 >>> routes = Routes()

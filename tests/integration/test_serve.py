@@ -101,6 +101,19 @@ def test_offline_serve_redacts_restores_and_audits_with_no_key(serve) -> None:  
         client.chat.completions.create(model="gpt-4o-mini", messages=[
             {"role": "user", "content": "I want to kill myself tonight"}])
     assert info.value.code == "guard.moderation"
+    said = "I'm Maria Gonzalez, mail maria.gonzalez@example.org"
+    answer = client.responses.create(model="gpt-4o-mini", input=said)
+    assert "(offline model)" in answer.output_text and answer.output_text.endswith(said)
+    events = list(client.responses.create(model="gpt-4o-mini", input=said, stream=True))
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.output_text.endswith(said)
+    vectors = client.embeddings.create(model="text-embedding-3-small", input=[said, "plain"])
+    assert len(vectors.data) == 2
+    routes = [(r["route"], r["decision"], r["stream"]) for r in served.records(at_least=5)[2:]]
+    assert routes == [("/v1/responses", "redact", False), ("/v1/responses", "redact", True),
+                      ("/v1/embeddings", "redact", False)]
+    assert "maria.gonzalez" not in served.audit.read_bytes().decode("utf-8", "replace")
+    client.close()
     served.process.terminate()
     output, _ = served.process.communicate(timeout=20)
     assert "OFFLINE MODE" in output

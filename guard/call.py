@@ -83,6 +83,7 @@ class Call:
         api_key: str | None,
         user: str | None,
         context: Mapping[str, Any] | None,
+        batch: Mapping[str, Any] | None = None,
     ) -> None:
         self.guard = guard
         self.request_id = f"req_{uuid.uuid4().hex}"
@@ -90,6 +91,8 @@ class Call:
         self.api_key = api_key
         self.principal = _principal(guard.settings.principal_key, api_key, user)
         self.context = dict(context) if context else None
+        self.batch = dict(batch) if batch else None
+        """Ties a batch line's record to its batch (``input_file``, ``line``, ``phase``, ...)."""
         self.status = "ok"
         self.stream = False
         self.truncated = False
@@ -313,6 +316,14 @@ class Call:
         """``text`` with this call's placeholders restored (for adapters that stream)."""
         return self._placeholders.restore(text)
 
+    def placeholders(self) -> PlaceholderMap:
+        """This call's pseudonyms (for batch maps, which must outlive the call encrypted)."""
+        return self._placeholders
+
+    def use_placeholders(self, placeholders: PlaceholderMap) -> None:
+        """Restore answers with ``placeholders`` (a batch result, checked hours later)."""
+        self._placeholders = placeholders
+
     # -- the audit record --------------------------------------------------------------
 
     @property
@@ -381,6 +392,8 @@ class Call:
         }
         if self.context:
             record["context"] = self.context
+        if self.batch:
+            record["batch"] = self.batch
         return record
 
     def describe(self) -> str:

@@ -106,9 +106,13 @@ class Guard:
         api_key: str | None = None,
         user: str | None = None,
         context: Mapping[str, Any] | None = None,
+        batch: Mapping[str, Any] | None = None,
     ) -> Call:
-        """Start one guarded call; exactly one audit record is written when it ends."""
-        return Call(self, route=route, api_key=api_key, user=user, context=context)
+        """Start one guarded call; exactly one audit record is written when it ends.
+
+        ``batch`` ties the record of one batch line to its batch (see ``guard.batch``).
+        """
+        return Call(self, route=route, api_key=api_key, user=user, context=context, batch=batch)
 
     def _moderator(self, check: ModerationCheck | None) -> Moderator | None:
         if check is None:

@@ -12,6 +12,7 @@ import hmac
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -27,6 +28,9 @@ from guard.asgi import (
     error_body,
     send_json,
 )
+from guard.batch.crypto import optional_batch_key
+from guard.batch.routes import DEFAULT_MAX_UPLOAD_BYTES, BatchRoutes
+from guard.batch.store import MapsStore, default_dir
 from guard.engine import Guard
 from guard.errors import ConfigError
 from guard.offline import OfflineUpstream
@@ -67,6 +71,11 @@ class ProxyConfig:
     """Path prefixes forwarded unguarded (e.g. ``/v1/files``) — an explicit opt-in."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     offline: bool = False
+    batch_key: str | None = field(default=None, repr=False)
+    """Encrypts batch maps (``GUARD_BATCH_KEY``); without it batch uploads are refused."""
+    batch_dir: Path | None = None
+    """Where batch maps are kept (``GUARD_BATCH_DIR``; default ``~/.local/state/guard/batch-maps``)."""
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
 
     def __post_init__(self) -> None:
         if self.server_key and not self.client_keys:
@@ -99,9 +108,11 @@ class ClientKeyCheck:
 class Router:
     """The routes the proxy answers; everything else is a clear 404."""
 
-    def __init__(self, forwarder: Forwarder, passthrough: Sequence[str]) -> None:
+    def __init__(self, forwarder: Forwarder, passthrough: Sequence[str],
+                 batch: BatchRoutes | None = None) -> None:
         self.forwarder = forwarder
         self.passthrough = tuple(passthrough)
+        self.batch = batch
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -110,15 +121,18 @@ class Router:
         if path == "/healthz" and method == "GET":
             await send_json(send, 200, b'{"status":"ok"}')
             return
+        if self.batch is not None and self.batch.handles(path):
+            await self.batch(scope, receive, send)
+            return
         if ((method == "POST" and path.endswith("/chat/completions"))
                 or (method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")))
                 or any(path.startswith(p) for p in self.passthrough)):
             await self.forwarder(scope, receive, send)
             return
         await send_json(send, 404, error_body(
-            f"Guard does not handle {method} {path}. Guarded: POST /v1/chat/completions; "
-            "passed through: GET /v1/models. Add a path prefix to GUARD_PASSTHROUGH to forward "
-            "it unguarded.", code="guard.unknown_route"))
+            f"Guard does not handle {method} {path}. Guarded: POST /v1/chat/completions, "
+            "batch files (/v1/files, /v1/batches); passed through: GET /v1/models. Add a path "
+            "prefix to GUARD_PASSTHROUGH to forward it unguarded.", code="guard.unknown_route"))
 
 
 class ProxyApp:
@@ -134,7 +148,11 @@ class ProxyApp:
             transport = httpx2.ASGITransport(app=self.offline_upstream)
         self.forwarder = Forwarder(config.upstream_url, api_key=config.server_key,
                                    transport=transport, timeout=timeout or DEFAULT_TIMEOUT)
-        app: ASGIApp = Router(self.forwarder, config.passthrough)
+        store = (MapsStore(config.batch_dir or default_dir(), config.batch_key)
+                 if config.batch_key else None)
+        batch = BatchRoutes(guard, self.forwarder, store=store, passthrough=config.passthrough,
+                            max_upload_bytes=config.max_upload_bytes)
+        app: ASGIApp = Router(self.forwarder, config.passthrough, batch)
         app = GuardMiddleware(app, guard=guard, max_body_bytes=config.max_body_bytes)
         if config.server_key:
             app = ClientKeyCheck(app, config.client_keys)
@@ -169,6 +187,8 @@ def create_app(
     offline: bool = False,
     transport: Any = None,
     timeout: httpx2.Timeout | None = None,
+    batch_key: str | None = None,
+    batch_dir: str | Path | None = None,
 ) -> ProxyApp:
     """Build the proxy around ``guard``.
 
@@ -182,6 +202,8 @@ def create_app(
         passthrough=tuple(passthrough),
         max_body_bytes=max_body_bytes,
         offline=offline,
+        batch_key=batch_key,
+        batch_dir=Path(batch_dir) if batch_dir is not None else None,
     )
     return ProxyApp(guard, config, transport=transport, timeout=timeout)
 
@@ -206,4 +228,5 @@ def app_from_env() -> ProxyApp:
         passthrough=passthrough,
         max_body_bytes=int(os.environ.get("GUARD_MAX_BODY_BYTES") or DEFAULT_MAX_BODY_BYTES),
         offline=offline,
+        batch_key=optional_batch_key(),
     )

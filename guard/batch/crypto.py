@@ -69,6 +69,12 @@ def batch_key(env: Mapping[str, str] | None = None) -> str:
     return key
 
 
+def optional_batch_key(env: Mapping[str, str] | None = None) -> str | None:
+    """The batch key when one is configured (checked), else ``None``."""
+    env = os.environ if env is None else env
+    return batch_key(env) if env.get(KEY_ENV) or env.get(KEY_FILE_ENV) else None
+
+
 def _derive(key: str, salt: bytes) -> bytes:
     kdf = Scrypt(salt=salt, length=32, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P)
     return kdf.derive(key.encode("utf-8"))

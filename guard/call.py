@@ -206,6 +206,12 @@ class Call:
                                rule_hits=rule_hits)
         return self._keep_input(verdict)
 
+    def refuse(self, code: str, message: str) -> InputVerdict:
+        """Block a request the engine cannot check (e.g. a batch line of an unsupported url):
+        it is recorded as ``decision: block`` with ``code``, never passed on unchecked."""
+        self.status = "rejected"
+        return self._keep_input(InputVerdict("block", {}, True, code=code, message=message))
+
     @property
     def _moderation_key(self) -> str | None:
         # With a server key, the caller's key is a Guard client key, not an OpenAI key.

@@ -38,23 +38,26 @@ class LineVerdict:
         return self.body is None
 
 
-def _unsupported(url: str) -> LineVerdict:
-    return LineVerdict("block", None, UNSUPPORTED_CODE,
-                       f"Guard cannot check {url} lines yet, so this line was withheld; "
-                       f"supported: {', '.join(sorted(CHECKED_URLS))}.")
+def _refuse(call: Call, code: str, message: str) -> LineVerdict:
+    call.refuse(code, message)
+    return LineVerdict("block", None, code, message)
+
+
+def _unsupported(call: Call, url: str) -> LineVerdict:
+    return _refuse(call, UNSUPPORTED_CODE,
+                   f"Guard cannot check {url} lines yet, so this line was withheld; "
+                   f"supported: {', '.join(sorted(CHECKED_URLS))}.")
 
 
 async def check_request_line(call: Call, url: str, body: Mapping[str, Any]) -> LineVerdict:
     """The input pipeline over one batch request body (PII, input rules, moderation)."""
     if url not in CHECKED_URLS:
-        call.status, call.error = "rejected", UNSUPPORTED_CODE
-        return _unsupported(url)
+        return _unsupported(call, url)
     try:
         verdict = await call.check_request(body)
     except WireFormatError as exc:
-        call.status, call.error = "rejected", INVALID_CODE
-        where = f"body.{exc.param}: " if exc.param else "body: "
-        return LineVerdict("block", None, INVALID_CODE, where + str(exc))
+        return _refuse(call, INVALID_CODE, (f"body.{exc.param}: " if exc.param else "body: ")
+                       + str(exc))
     if verdict.blocked:
         return LineVerdict("block", None, verdict.code, verdict.message, verdict.entities,
                            tuple(h.rule_id for h in verdict.rule_hits))
@@ -69,8 +72,7 @@ async def check_result_line(call: Call, url: str, body: Any) -> LineVerdict:
     content_filter``), so the line stays in the results.
     """
     if url not in CHECKED_URLS:
-        call.status, call.error = "rejected", UNSUPPORTED_CODE
-        return _unsupported(url)
+        return _unsupported(call, url)
     try:
         verdict = await call.check_response(body)
     except WireFormatError:

@@ -56,8 +56,7 @@ async def check_request_line(call: Call, url: str, body: Mapping[str, Any]) -> L
     try:
         verdict = await call.check_request(body)
     except WireFormatError as exc:
-        return _refuse(call, INVALID_CODE, (f"body.{exc.param}: " if exc.param else "body: ")
-                       + str(exc))
+        return _refuse(call, INVALID_CODE, f"The body is not a chat completion request: {exc}")
     if verdict.blocked:
         return LineVerdict("block", None, verdict.code, verdict.message, verdict.entities,
                            tuple(h.rule_id for h in verdict.rule_hits))

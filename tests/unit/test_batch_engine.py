@@ -25,7 +25,8 @@ async def test_a_body_that_is_not_a_chat_request_is_withheld_naming_the_field(
     assert [json.loads(line)["custom_id"] for line in outcome.lines] == ["ok"]
     bad = outcome.reports[1]
     assert (bad.decision, bad.code) == ("block", "guard.invalid_line")
-    assert bad.reason == "body.messages[0].role: messages[0].role must be a string."
+    assert bad.reason == ("The body is not a chat completion request: "
+                          "messages[0].role must be a string.")
     assert outcome.maps.lines["bad"].withheld == ("guard.invalid_line", bad.reason)
     records = {r["request_id"]: r for r in sink.records}
     assert records[bad.request_id]["decision"] == "block"

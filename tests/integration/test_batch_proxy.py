@@ -172,3 +172,15 @@ def test_results_with_a_different_key_are_withheld_with_a_clear_error(
         sdk(f"{second.url}/v1").files.content(output)
     assert info.value.code == "guard.batch_maps_unreadable"
     assert "GUARD_BATCH_KEY" in info.value.message
+
+
+def test_other_upload_purposes_are_refused_unless_files_pass_through(
+        proxy: ProxyFactory, upstream: FakeUpstream, tmp_path: Path) -> None:
+    guarded, _, _ = proxy(batch_key=KEY, batch_dir=tmp_path)
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk(guarded).files.create(file=("notes.txt", b"Maria Gonzalez"), purpose="assistants")
+    assert info.value.code == "guard.unsupported_purpose"
+    assert upstream.files == {}
+    opened, _, _ = proxy(batch_key=KEY, batch_dir=tmp_path, passthrough=["/v1/files"])
+    stored = sdk(opened).files.create(file=("notes.txt", b"plain notes"), purpose="assistants")
+    assert upstream.files[stored.id].content == b"plain notes"

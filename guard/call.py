@@ -91,6 +91,7 @@ class Call:
         api_key: str | None,
         user: str | None,
         context: Mapping[str, Any] | None,
+        batch: Mapping[str, Any] | None = None,
     ) -> None:
         self.guard = guard
         self.request_id = f"req_{uuid.uuid4().hex}"
@@ -100,6 +101,8 @@ class Call:
         self.api_key = api_key
         self.principal = _principal(guard.settings.principal_key, api_key, user)
         self.context = dict(context) if context else None
+        self.batch = dict(batch) if batch else None
+        """Ties a batch line's record to its batch (``input_file``, ``line``, ``phase``, ...)."""
         self.status = "ok"
         self.stream = False
         self.truncated = False
@@ -261,6 +264,12 @@ class Call:
                              f"'{policy.name}'."))
         return None
 
+    def refuse(self, code: str, message: str) -> InputVerdict:
+        """Block a request the engine cannot check (e.g. a batch line of an unsupported url):
+        it is recorded as ``decision: block`` with ``code``, never passed on unchecked."""
+        self.status = "rejected"
+        return self._keep_input(InputVerdict("block", {}, True, code=code, message=message))
+
     @property
     def _moderation_key(self) -> str | None:
         # With a server key, the caller's key is a Guard client key, not an OpenAI key.
@@ -408,6 +417,14 @@ class Call:
         """``text`` with this call's placeholders restored (for adapters that stream)."""
         return self._placeholders.restore(text)
 
+    def placeholders(self) -> PlaceholderMap:
+        """This call's pseudonyms (for batch maps, which must outlive the call encrypted)."""
+        return self._placeholders
+
+    def use_placeholders(self, placeholders: PlaceholderMap) -> None:
+        """Restore answers with ``placeholders`` (a batch result, checked hours later)."""
+        self._placeholders = placeholders
+
     # -- the audit record --------------------------------------------------------------
 
     @property
@@ -482,6 +499,8 @@ class Call:
         }
         if self.context:
             record["context"] = self.context
+        if self.batch:
+            record["batch"] = self.batch
         return record
 
     def describe(self) -> str:

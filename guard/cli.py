@@ -337,6 +337,10 @@ from guard.audit.cli import audit as audit_group  # noqa: E402
 
 main.add_command(audit_group)
 
+from guard.batch.cli import batch as batch_group  # noqa: E402
+
+main.add_command(batch_group)
+
 
 def run() -> None:
     """Entry point that turns Guard's own errors into a message instead of a traceback."""

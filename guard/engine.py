@@ -162,10 +162,15 @@ class Guard:
         api_key: str | None = None,
         user: str | None = None,
         context: Mapping[str, Any] | None = None,
+        batch: Mapping[str, Any] | None = None,
     ) -> Call:
-        """Start one guarded call; exactly one audit record is written when it ends."""
+        """Start one guarded call; exactly one audit record is written when it ends.
+
+        ``batch`` ties the record of one batch line to its batch (see ``guard.batch``).
+        """
         # The call keeps the policy it started with, even if the guard reloads meanwhile.
-        return Call(copy.copy(self), route=route, api_key=api_key, user=user, context=context)
+        return Call(copy.copy(self), route=route, api_key=api_key, user=user, context=context,
+                    batch=batch)
 
     def _moderator(self, check: ModerationCheck | None) -> Moderator | None:
         if check is None:

@@ -16,6 +16,7 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -31,6 +32,9 @@ from guard.asgi import (
     error_body,
     send_json,
 )
+from guard.batch.crypto import optional_batch_key
+from guard.batch.routes import DEFAULT_MAX_UPLOAD_BYTES, BatchRoutes
+from guard.batch.store import MapsStore, default_dir
 from guard.engine import Guard
 from guard.errors import ConfigError
 from guard.offline import OfflineUpstream
@@ -79,6 +83,11 @@ class ProxyConfig:
     """The policy file (or pack name) to reload on ``SIGHUP``; ``None``: no reload."""
     policy_watch_s: float | None = None
     """Also reload when the policy file changes, polling this often."""
+    batch_key: str | None = field(default=None, repr=False)
+    """Encrypts batch maps (``GUARD_BATCH_KEY``); without it batch uploads are refused."""
+    batch_dir: Path | None = None
+    """Where batch maps are kept (``GUARD_BATCH_DIR``; default ``~/.local/state/guard/batch-maps``)."""
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
 
     def __post_init__(self) -> None:
         for prefix in self.passthrough:
@@ -117,14 +126,19 @@ class ClientKeyCheck:
 class Router:
     """The routes the proxy answers; everything else is a clear 404."""
 
-    def __init__(self, forwarder: Forwarder, passthrough: Sequence[str]) -> None:
+    def __init__(self, forwarder: Forwarder, passthrough: Sequence[str],
+                 batch: BatchRoutes | None = None) -> None:
         self.forwarder = forwarder
         self.passthrough = tuple(passthrough)
+        self.batch = batch
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             return
         path, method = scope["path"], scope.get("method", "GET")
+        if self.batch is not None and self.batch.handles(path):
+            await self.batch(scope, receive, send)
+            return
         if ((method == "POST" and path in API_ROUTES)
                 or (method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")))
                 or any(_under(path, p) for p in self.passthrough)):
@@ -132,7 +146,8 @@ class Router:
             return
         await send_json(send, 404, error_body(
             f"Guard does not handle {method} {path}. Guarded: POST "
-            f"{', '.join(API_ROUTES)}; passed through: GET /v1/models"
+            f"{', '.join(API_ROUTES)}, batch files (/v1/files, /v1/batches); "
+            "passed through: GET /v1/models"
             f"{''.join(', ' + p for p in self.passthrough)}. Add a path prefix to "
             "GUARD_PASSTHROUGH to forward it unguarded.", code="guard.unknown_route"))
 
@@ -156,7 +171,11 @@ class ProxyApp:
             transport = httpx2.ASGITransport(app=self.offline_upstream)
         self.forwarder = Forwarder(config.upstream_url, api_key=config.server_key,
                                    transport=transport, timeout=timeout or DEFAULT_TIMEOUT)
-        app: ASGIApp = Router(self.forwarder, config.passthrough)
+        store = (MapsStore(config.batch_dir or default_dir(), config.batch_key)
+                 if config.batch_key else None)
+        batch = BatchRoutes(guard, self.forwarder, store=store, passthrough=config.passthrough,
+                            max_upload_bytes=config.max_upload_bytes)
+        app: ASGIApp = Router(self.forwarder, config.passthrough, batch)
         app = GuardMiddleware(app, guard=guard, max_body_bytes=config.max_body_bytes)
         if config.server_key:
             app = ClientKeyCheck(app, config.client_keys)
@@ -203,6 +222,8 @@ def create_app(
     metrics: bool = True,
     policy_source: str | None = None,
     policy_watch_s: float | None = None,
+    batch_key: str | None = None,
+    batch_dir: str | Path | None = None,
 ) -> ProxyApp:
     """Build the proxy around ``guard``.
 
@@ -219,6 +240,8 @@ def create_app(
         metrics=metrics,
         policy_source=policy_source,
         policy_watch_s=policy_watch_s,
+        batch_key=batch_key,
+        batch_dir=Path(batch_dir) if batch_dir is not None else None,
     )
     return ProxyApp(guard, config, transport=transport, timeout=timeout)
 
@@ -262,6 +285,7 @@ def app_from_env() -> ProxyApp:
         policy_source=source,
         policy_watch_s=float(os.environ["GUARD_POLICY_WATCH_S"])
         if os.environ.get("GUARD_POLICY_WATCH_S") else None,
+        batch_key=optional_batch_key(),
     )
 
 

@@ -54,6 +54,24 @@ class PlaceholderMap:
             self._originals[found] = value
         return found
 
+    def originals(self) -> dict[str, str]:
+        """Placeholder → original value: only for writing an encrypted batch maps file."""
+        return dict(self._originals)
+
+    @classmethod
+    def from_originals(cls, originals: Mapping[str, str]) -> PlaceholderMap:
+        """A map that restores ``originals`` (placeholder → value), e.g. from a batch maps file."""
+        restored = cls()
+        for placeholder, value in originals.items():
+            match = PLACEHOLDER.fullmatch(placeholder)
+            if match is None:
+                raise ValueError("not a placeholder")
+            label, number = match.group(1), int(match.group(2))
+            restored._by_value[(label, canonical_value(label, value))] = placeholder
+            restored._originals[placeholder] = value
+            restored._counts[label] = max(restored._counts[label], number)
+        return restored
+
     def restore(self, text: str) -> str:
         """``text`` with every placeholder of this request replaced by its original value."""
         if "<" not in text or not self._originals:

@@ -4,7 +4,8 @@
   port), because an in-process transport buffers whole bodies and cannot test streaming.
 - :class:`FakeUpstream` is an OpenAI-compatible upstream that records every request it
   receives and can be told to fail; with ``moderation_triggers`` it also answers
-  ``/v1/moderations``.
+  ``/v1/moderations``. It keeps uploaded files and runs batches (``/v1/files``,
+  ``/v1/batches``): retrieving a batch completes it, answering each line with ``reply``.
 - :class:`~guard.audit.MemorySink` (in ``guard.audit``) collects audit records in memory.
 
 Example::
@@ -19,10 +20,13 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import uvicorn
@@ -101,6 +105,23 @@ class LoopbackServer:
         self.stop()
 
 
+@dataclass
+class StoredFile:
+    """A file the fake upstream holds (uploaded, or written by a batch)."""
+
+    id: str
+    filename: str
+    purpose: str
+    content: bytes
+    created_at: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "object": "file", "bytes": len(self.content),
+                "created_at": self.created_at, "filename": self.filename,
+                "purpose": self.purpose, "status": "processed", "expires_at": None,
+                "status_details": None}
+
+
 class FakeUpstream(OfflineUpstream):
     """An OpenAI-compatible upstream on loopback that records what it receives.
 
@@ -117,6 +138,11 @@ class FakeUpstream(OfflineUpstream):
 
     ``/v1/embeddings`` answers with deterministic vectors (see
     :func:`guard.offline.offline_embeddings`).
+
+    Files and batches: ``files`` (id → :class:`StoredFile`) holds what was uploaded exactly
+    as received; ``batches`` (id → batch object). A batch is ``validating`` when created and
+    ``completed`` from its first retrieval on, with an output file whose lines answer each
+    chat line of the input with ``reply`` (other urls go to an error file).
 
     Streaming (``stream: true``, chat or responses): the reply is sent as chunks (or
     text deltas) of ``stream_chunk_chars``
@@ -153,12 +179,21 @@ class FakeUpstream(OfflineUpstream):
         self.stream_events: list[dict[str, Any]] | None = None
         """Exact Responses events to stream instead of the reply's."""
         self.requests: list[ReceivedRequest] = []
+        self.files: dict[str, StoredFile] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self._ids = itertools.count(1)
         super().__init__(keep=100_000)
         self._server = LoopbackServer(self, port=port)
 
     def routes(self, prefix: str) -> list[Route]:
         return [*super().routes(prefix),
-                Route(f"{prefix}/moderations", self.moderations, methods=["POST"])]
+                Route(f"{prefix}/moderations", self.moderations, methods=["POST"]),
+                Route(f"{prefix}/files", self.upload_file, methods=["POST"]),
+                Route(f"{prefix}/files/{{file_id}}", self.file_object, methods=["GET", "DELETE"]),
+                Route(f"{prefix}/files/{{file_id}}/content", self.file_content, methods=["GET"]),
+                Route(f"{prefix}/batches", self.create_batch, methods=["POST"]),
+                Route(f"{prefix}/batches", self.list_batches, methods=["GET"]),
+                Route(f"{prefix}/batches/{{batch_id}}", self.retrieve_batch, methods=["GET"])]
 
     @property
     def base_url(self) -> str:
@@ -284,6 +319,101 @@ class FakeUpstream(OfflineUpstream):
             })
         return JSONResponse({"id": "modr-fake", "model": "omni-moderation-latest",
                              "results": results})
+
+    # -- files and batches ----------------------------------------------------------------
+
+    def _store(self, filename: str, purpose: str, content: bytes) -> StoredFile:
+        stored = StoredFile(f"file-fake{next(self._ids):06d}", filename, purpose, content,
+                            int(time.time()))
+        self.files[stored.id] = stored
+        return stored
+
+    async def upload_file(self, request: Request) -> Response:
+        async with request.form() as form:
+            upload, purpose = form.get("file"), form.get("purpose")
+            if upload is None or isinstance(upload, str) or not isinstance(purpose, str):
+                return openai_error(400, "'file' and 'purpose' are required.")
+            content = await upload.read()
+            stored = self._store(upload.filename or "upload", purpose, content)
+        self.requests.append(ReceivedRequest(
+            request.method, request.url.path,
+            {k.lower(): v for k, v in request.headers.items()},
+            {"purpose": purpose, "filename": stored.filename,
+             "content": content.decode("utf-8", "replace")}))
+        return JSONResponse(stored.to_json())
+
+    async def file_object(self, request: Request) -> Response:
+        await self.record(request)
+        stored = self.files.get(request.path_params["file_id"])
+        if stored is None:
+            return openai_error(404, "No such file.")
+        if request.method == "DELETE":
+            del self.files[stored.id]
+            return JSONResponse({"id": stored.id, "object": "file", "deleted": True})
+        return JSONResponse(stored.to_json())
+
+    async def file_content(self, request: Request) -> Response:
+        await self.record(request)
+        stored = self.files.get(request.path_params["file_id"])
+        if stored is None:
+            return openai_error(404, "No such file.")
+        return Response(stored.content, media_type="application/octet-stream")
+
+    async def create_batch(self, request: Request) -> Response:
+        body = await self.record(request)
+        if not isinstance(body, dict) or body.get("input_file_id") not in self.files:
+            return openai_error(400, "'input_file_id' must name an uploaded file.")
+        batch_id = f"batch_fake{next(self._ids):06d}"
+        self.batches[batch_id] = {
+            "id": batch_id, "object": "batch", "endpoint": body.get("endpoint"),
+            "errors": None, "input_file_id": body["input_file_id"],
+            "completion_window": body.get("completion_window", "24h"), "status": "validating",
+            "output_file_id": None, "error_file_id": None, "created_at": int(time.time()),
+            "request_counts": {"total": 0, "completed": 0, "failed": 0},
+            "metadata": body.get("metadata")}
+        return JSONResponse(self.batches[batch_id])
+
+    async def list_batches(self, request: Request) -> Response:
+        await self.record(request)
+        return JSONResponse({"object": "list", "data": list(self.batches.values()),
+                             "has_more": False})
+
+    async def retrieve_batch(self, request: Request) -> Response:
+        await self.record(request)
+        batch = self.batches.get(request.path_params["batch_id"])
+        if batch is None:
+            return openai_error(404, "No such batch.")
+        if batch["status"] == "validating":
+            self._run_batch(batch)
+        return JSONResponse(batch)
+
+    def _run_batch(self, batch: dict[str, Any]) -> None:
+        """Answer every line of the input file, as the Batch API would hours later."""
+        output: list[str] = []
+        errors: list[str] = []
+        lines = self.files[batch["input_file_id"]].content.decode().splitlines()
+        for n, line in enumerate(filter(str.strip, lines), start=1):
+            item = json.loads(line)
+            if item.get("url") == "/v1/chat/completions":
+                response = {"status_code": 200, "request_id": f"req_fake{n}",
+                            "body": self.reply(item["body"])}
+                output.append(json.dumps({"id": f"batch_req_{n}", "custom_id": item["custom_id"],
+                                          "response": response, "error": None}))
+            else:
+                response = {"status_code": 400, "request_id": f"req_fake{n}", "body": {
+                    "error": {"message": "unsupported url", "type": "invalid_request_error",
+                              "param": None, "code": None}}}
+                errors.append(json.dumps({"id": f"batch_req_{n}", "custom_id": item["custom_id"],
+                                          "response": response, "error": None}))
+        batch["output_file_id"] = self._store(
+            "batch_output.jsonl", "batch_output", "".join(f"{x}\n" for x in output).encode()).id
+        if errors:
+            batch["error_file_id"] = self._store(
+                "batch_errors.jsonl", "batch_output", "".join(f"{x}\n" for x in errors).encode()).id
+        batch["status"] = "completed"
+        batch["completed_at"] = int(time.time())
+        batch["request_counts"] = {"total": len(output) + len(errors),
+                                   "completed": len(output), "failed": len(errors)}
 
     def start(self) -> None:
         self._server.start()

@@ -37,6 +37,9 @@ DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 _STATUS_FOR_CODE = {"guard.moderation_unavailable": 503}
 
+UPSTREAM_ERROR_KEY = "guard.upstream_error"
+"""Scope key where a forwarding app may say why an answer's body broke off (for the audit)."""
+
 
 def error_body(message: str, *, code: str | None = None, param: str | None = None,
                kind: str = "invalid_request_error") -> bytes:
@@ -232,6 +235,8 @@ class _GuardedExchange:
             if message["type"] != "http.response.body" or start is None:
                 await self.send(message)
                 return
+            if not message.get("more_body", False) and scope.get(UPSTREAM_ERROR_KEY):
+                self.call.error = str(scope[UPSTREAM_ERROR_KEY])
             if stream is not None:
                 await self._relay_stream(stream, message)
                 return
@@ -303,7 +308,7 @@ class _GuardedExchange:
         except (ValueError, WireFormatError):
             # Never pass on an answer the output rules could not read.
             self.call.status = "upstream_error"
-            self.call.error = "unreadable_response"
+            self.call.error = self.call.error or "unreadable_response"
             await self.fail(502, "The upstream answer could not be checked, so it was withheld.",
                             kind="server_error", code="guard.unreadable_response")
             return

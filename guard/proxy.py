@@ -30,7 +30,7 @@ from guard.asgi import (
 from guard.engine import Guard
 from guard.errors import ConfigError
 from guard.offline import OfflineUpstream
-from guard.upstream import DEFAULT_TIMEOUT, Forwarder
+from guard.upstream import DEFAULT_MAX_DURATION_S, DEFAULT_TIMEOUT, Forwarder
 
 OFFLINE_BASE_URL = "http://guard-offline.invalid/v1"
 """Never resolved: in offline mode the forwarder's transport answers in-process."""
@@ -67,6 +67,8 @@ class ProxyConfig:
     """Path prefixes forwarded unguarded (e.g. ``/v1/files``) — an explicit opt-in."""
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     offline: bool = False
+    upstream_max_s: float = DEFAULT_MAX_DURATION_S
+    """A whole upstream exchange (a never-ending stream included) ends after this long."""
 
     def __post_init__(self) -> None:
         if self.server_key and not self.client_keys:
@@ -133,7 +135,8 @@ class ProxyApp:
             self.offline_upstream = OfflineUpstream()
             transport = httpx2.ASGITransport(app=self.offline_upstream)
         self.forwarder = Forwarder(config.upstream_url, api_key=config.server_key,
-                                   transport=transport, timeout=timeout or DEFAULT_TIMEOUT)
+                                   transport=transport, timeout=timeout or DEFAULT_TIMEOUT,
+                                   max_duration_s=config.upstream_max_s)
         app: ASGIApp = Router(self.forwarder, config.passthrough)
         app = GuardMiddleware(app, guard=guard, max_body_bytes=config.max_body_bytes)
         if config.server_key:
@@ -169,6 +172,7 @@ def create_app(
     offline: bool = False,
     transport: Any = None,
     timeout: httpx2.Timeout | None = None,
+    upstream_max_s: float = DEFAULT_MAX_DURATION_S,
 ) -> ProxyApp:
     """Build the proxy around ``guard``.
 
@@ -182,6 +186,7 @@ def create_app(
         passthrough=tuple(passthrough),
         max_body_bytes=max_body_bytes,
         offline=offline,
+        upstream_max_s=upstream_max_s,
     )
     return ProxyApp(guard, config, transport=transport, timeout=timeout)
 
@@ -206,4 +211,5 @@ def app_from_env() -> ProxyApp:
         passthrough=passthrough,
         max_body_bytes=int(os.environ.get("GUARD_MAX_BODY_BYTES") or DEFAULT_MAX_BODY_BYTES),
         offline=offline,
+        upstream_max_s=float(os.environ.get("GUARD_UPSTREAM_MAX_SECONDS") or DEFAULT_MAX_DURATION_S),
     )

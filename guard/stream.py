@@ -81,6 +81,7 @@ class StreamGuard:
         self._outcome = _Outcome()
         self._done_sent = False
         self._saw_done = False
+        self._failed = False
         self.stopped = False
 
     # -- the adapter's interface -------------------------------------------------------
@@ -136,12 +137,14 @@ class StreamGuard:
                 out += DONE
                 self._done_sent = True
             return bytes(out)
+        if not event.data.strip():
+            return b""  # an empty event (a keep-alive) carries nothing to check
         try:
             chunk = json.loads(event.data)
         except ValueError:
-            return b""  # unreadable data is never passed on unchecked
+            chunk = None
         if not isinstance(chunk, dict):
-            return b""
+            return await self._unreadable()
         if "error" in chunk:
             self.call.status, self.call.truncated = "upstream_error", True
             self.call.error = "stream_error_event"
@@ -179,6 +182,22 @@ class StreamGuard:
         if passthrough_choices or (chunk.get("usage") and not chunk.get("choices")):
             out += self._chunk(passthrough_choices, usage=chunk.get("usage"))
         return bytes(out)
+
+    async def _unreadable(self) -> bytes:
+        """Upstream data that is not a JSON chunk: never passed on unchecked, and never
+        skipped silently either — release what was checked, then end with an error."""
+        self.call.status, self.call.truncated = "upstream_error", True
+        self.call.error = "malformed_sse"
+        out = bytearray()
+        for channel in list(self._channels.values()):
+            out += await self._release(channel, final=True)
+        if self.stopped:
+            return bytes(out)
+        self._failed = self.stopped = True
+        self._record()
+        self._done_sent = True
+        return bytes(out) + self.error_event(
+            "The upstream sent a stream event Guard could not read; the rest was withheld.") + DONE
 
     async def _absorb(self, choice: dict[str, Any]) -> tuple[bytes, dict[str, Any] | None]:
         """Move a delta's text into channels: (text released by that, what else may pass now)."""
@@ -315,7 +334,7 @@ class StreamGuard:
             *("block" if a == "block" else "redact" if a == "redact" else "warn" for a in actions))
 
     def _record(self) -> None:
-        decision = "block" if self.stopped else self._outcome.decision
+        decision = "block" if self.stopped and not self._failed else self._outcome.decision
         self.call.record_output(decision, self._outcome.hits, self._outcome.moderation)
 
     # -- writing chunks ------------------------------------------------------------------

@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
@@ -103,15 +104,18 @@ class FakeUpstream(OfflineUpstream):
     Switches a test may flip between requests:
 
     - ``reply``: ``body -> chat completion dict`` (default: the offline model's echo);
-    - ``status`` / ``error_body``: answer chat completions with this HTTP error;
+    - ``status`` / ``error_body`` / ``error_headers``: answer chat completions with this HTTP
+      error (``error_headers={"retry-after": "7"}`` for a rate limit);
     - ``delay_s``: wait before answering (to provoke timeouts);
     - ``moderation_triggers``: word → {category: score}; texts containing the word flag it;
     - ``moderation_status`` / ``moderation_delay_s``: make the moderation endpoint fail.
 
     Streaming (``stream: true``): the reply is sent as chunks of ``stream_chunk_chars``
     characters (or exactly the pieces in ``stream_pieces``), ``stream_delay_s`` apart;
-    ``stream_break_after`` drops the connection after that many chunks; ``stream_cancelled``
-    becomes true when the client side went away before the end.
+    ``stream_break_after`` drops the connection after that many chunks; ``stream_forever``
+    keeps sending content chunks until the client goes away (``stream_stall`` sends nothing
+    more after the first chunk, holding the connection open); ``stream_cancelled`` becomes
+    true when the client side went away before the end.
     """
 
     def __init__(
@@ -126,6 +130,7 @@ class FakeUpstream(OfflineUpstream):
             "kill": {"violence": 0.96}, "bomb": {"illicit/violent": 0.9}})
         self.status = 200
         self.error_body: Any = None
+        self.error_headers: dict[str, str] = {}
         self.delay_s = 0.0
         self.moderation_status = 200
         self.moderation_delay_s = 0.0
@@ -133,6 +138,8 @@ class FakeUpstream(OfflineUpstream):
         self.stream_pieces: list[str] | None = None
         self.stream_delay_s = 0.0
         self.stream_break_after: int | None = None
+        self.stream_forever = False
+        self.stream_stall = False
         self.raw_stream: list[bytes] | None = None
         """Exact bytes to stream instead of the reply (for hand-written SSE)."""
         self.stream_cancelled = False
@@ -165,10 +172,13 @@ class FakeUpstream(OfflineUpstream):
         if self.status != 200:
             return JSONResponse(self.error_body or {"error": {
                 "message": "fake upstream failure", "type": "server_error", "param": None,
-                "code": None}}, status_code=self.status)
+                "code": None}}, status_code=self.status, headers=self.error_headers)
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return openai_error(400, "'messages' is required.")
         reply = self.reply(body)
+        if body.get("stream") is True and (self.stream_forever or self.stream_stall):
+            first = stream_chunks(reply, chunk_chars=self.stream_chunk_chars)[0]
+            return StreamingResponse(self._endless(first), media_type="text/event-stream")
         if body.get("stream") is True:
             return StreamingResponse(self._stream(reply, wants_usage(body)),
                                      media_type="text/event-stream")
@@ -196,6 +206,21 @@ class FakeUpstream(OfflineUpstream):
                 if self.stream_delay_s:
                     await asyncio.sleep(self.stream_delay_s)
             self.stream_finished = True
+        except (asyncio.CancelledError, GeneratorExit):
+            self.stream_cancelled = True
+            raise
+
+    async def _endless(self, first: dict[str, Any]) -> AsyncIterator[bytes]:
+        """The first chunk, then content forever (``stream_forever``) or silence (stall)."""
+        self.stream_cancelled = self.stream_finished = False
+        piece = {**first, "choices": [{"index": 0, "delta": {"content": "and on "},
+                                       "finish_reason": None, "logprobs": None}]}
+        try:
+            yield f"data: {json.dumps(first)}\n\n".encode()
+            while True:
+                if self.stream_forever:
+                    yield f"data: {json.dumps(piece)}\n\n".encode()
+                await asyncio.sleep(0.001 if self.stream_forever else 0.05)
         except (asyncio.CancelledError, GeneratorExit):
             self.stream_cancelled = True
             raise

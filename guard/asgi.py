@@ -168,7 +168,7 @@ class _GuardedExchange:
             verdict = await self.call.check_request(body)
         except WireFormatError as exc:
             self.call.status = "rejected"
-            await self.fail(400, str(exc), param=exc.param)
+            await self.fail(400, str(exc), param=exc.param, code=exc.code)
             return
         if verdict.blocked:
             await self.fail(_STATUS_FOR_CODE.get(verdict.code or "", 400),

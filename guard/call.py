@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from guard.errors import WireFormatError
 from guard.injection.rules import InputRuleHit
 from guard.moderation import FallbackVerdict
 from guard.pricing import cost_usd, usage_of
@@ -119,6 +120,12 @@ class Call:
         self.stream = body.get("stream") is True
         extraction = extract_request(body)
         slots = extraction.texts
+        limit = self.guard.settings.max_text_chars
+        if sum(len(s.text) for s in slots) > limit:
+            raise WireFormatError(
+                f"The request carries more than {limit} characters of text, the limit of this "
+                "Guard deployment; send less text per request.", param=_root(slots[0].param),
+                code="guard.text_too_large")
 
         started = time.perf_counter()
         spans = await self.guard.detect([s.text for s in slots], pii.detected_entities)
@@ -466,6 +473,11 @@ def _principal(key: bytes, api_key: str | None, user: str | None) -> str:
         digest = hmac.new(key, api_key.encode(), hashlib.sha256).hexdigest()
         return f"key:{digest[:24]}"
     return "anonymous"
+
+
+def _root(param: str) -> str:
+    """The top-level field of an OpenAI-style param path (``messages[2].content`` → messages)."""
+    return param.split("[", 1)[0].split(".", 1)[0]
 
 
 def _ms_since(started: float) -> float:

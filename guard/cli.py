@@ -166,6 +166,7 @@ def serve(host: str, port: int, policy_ref: str | None, upstream: str | None, wo
 
     import uvicorn
 
+    from guard.limits import DEFAULT_MAX_HEADER_BYTES
     from guard.policy import load_policy
     from guard.proxy import ProxyConfig, is_offline, parse_client_keys
     from guard.settings import DEFAULT_AUDIT_SINK
@@ -200,8 +201,11 @@ def serve(host: str, port: int, policy_ref: str | None, upstream: str | None, wo
               f"mode {policy.mode}; audit: {sink}", highlight=False)
     err.print(f"Point your OpenAI SDK at [bold]http://{host}:{port}/v1[/]", highlight=False)
     try:
+        # h11's own header limit must be above Guard's, so oversized headers get a 431.
+        header_limit = int(os.environ.get("GUARD_MAX_HEADER_BYTES") or DEFAULT_MAX_HEADER_BYTES)
         uvicorn.run("guard.proxy:app_from_env", factory=True, host=host, port=port,
-                    workers=workers, log_level="info", server_header=False)
+                    workers=workers, log_level="info", server_header=False,
+                    h11_max_incomplete_event_size=max(64 * 1024, 4 * header_limit))
     except ConfigError as exc:
         _fail(str(exc))
 

@@ -41,8 +41,9 @@ class WireFormatError(GuardError):
     ``param`` names the offending field in OpenAI's style (``messages[2].content``) when known.
     """
 
-    def __init__(self, message: str, param: str | None = None) -> None:
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
         self.param = param
+        self.code = code
         super().__init__(message)
 
 

@@ -29,6 +29,7 @@ from guard.asgi import (
 )
 from guard.engine import Guard
 from guard.errors import ConfigError
+from guard.limits import DEFAULT_MAX_HEADER_BYTES, HeaderLimit
 from guard.offline import OfflineUpstream
 from guard.upstream import DEFAULT_MAX_DURATION_S, DEFAULT_TIMEOUT, Forwarder
 
@@ -69,6 +70,7 @@ class ProxyConfig:
     offline: bool = False
     upstream_max_s: float = DEFAULT_MAX_DURATION_S
     """A whole upstream exchange (a never-ending stream included) ends after this long."""
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
 
     def __post_init__(self) -> None:
         if self.server_key and not self.client_keys:
@@ -141,7 +143,7 @@ class ProxyApp:
         app = GuardMiddleware(app, guard=guard, max_body_bytes=config.max_body_bytes)
         if config.server_key:
             app = ClientKeyCheck(app, config.client_keys)
-        self.app = app
+        self.app = HeaderLimit(app, config.max_header_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -173,6 +175,7 @@ def create_app(
     transport: Any = None,
     timeout: httpx2.Timeout | None = None,
     upstream_max_s: float = DEFAULT_MAX_DURATION_S,
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
 ) -> ProxyApp:
     """Build the proxy around ``guard``.
 
@@ -187,6 +190,7 @@ def create_app(
         max_body_bytes=max_body_bytes,
         offline=offline,
         upstream_max_s=upstream_max_s,
+        max_header_bytes=max_header_bytes,
     )
     return ProxyApp(guard, config, transport=transport, timeout=timeout)
 
@@ -212,4 +216,5 @@ def app_from_env() -> ProxyApp:
         max_body_bytes=int(os.environ.get("GUARD_MAX_BODY_BYTES") or DEFAULT_MAX_BODY_BYTES),
         offline=offline,
         upstream_max_s=float(os.environ.get("GUARD_UPSTREAM_MAX_SECONDS") or DEFAULT_MAX_DURATION_S),
+        max_header_bytes=int(os.environ.get("GUARD_MAX_HEADER_BYTES") or DEFAULT_MAX_HEADER_BYTES),
     )

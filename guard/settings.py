@@ -35,6 +35,9 @@ class Settings:
     """Key for hashing API keys into audit principals (``GUARD_PRINCIPAL_KEY``)."""
     prices: Mapping[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_PRICES))
     warm_up: bool = True
+    max_text_chars: int = 500_000
+    """Most characters of text one request may carry into PII detection and moderation
+    (``GUARD_MAX_TEXT_CHARS``); about gpt-4o-mini's whole context. Beyond: a 400."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -51,6 +54,8 @@ class Settings:
             "audit_sink": env.get("GUARD_AUDIT") or None,
             "spacy_model": env.get("GUARD_SPACY_MODEL") or None,
         }
+        if env.get("GUARD_MAX_TEXT_CHARS"):
+            values["max_text_chars"] = _positive_int("GUARD_MAX_TEXT_CHARS", env["GUARD_MAX_TEXT_CHARS"])
         key = env.get("GUARD_PRINCIPAL_KEY")
         # Without a configured key, principals are stable only for this process's lifetime.
         values["principal_key"] = key.encode() if key else secrets.token_bytes(32)
@@ -60,3 +65,9 @@ class Settings:
         settings = cls(**values)
         return replace(settings, upstream_url=settings.upstream_url.rstrip("/"))
 
+
+
+def _positive_int(name: str, value: str) -> int:
+    if not value.strip().isdigit() or int(value) <= 0:
+        raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
+    return int(value)

@@ -105,6 +105,9 @@ class Forwarder:
                                                   code="guard.upstream_unreachable",
                                                   kind="server_error"))
             return
+        if self.api_key and response.status_code >= 400:
+            await self._send_error(response, send)
+            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_duration_s
         try:
@@ -125,6 +128,28 @@ class Forwarder:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             await response.aclose()
+
+
+    async def _send_error(self, response: httpx2.Response, send: Send) -> None:
+        """An upstream error in server-key mode: never let the server key (or a hint of it)
+        reach a client. A refused server key is the operator's problem, not the client's."""
+        try:
+            body = await response.aread()
+        except httpx2.TransportError:
+            body = b""
+        finally:
+            await response.aclose()
+        assert self.api_key is not None
+        if response.status_code in (401, 403):
+            await send_json(send, 502, error_body(
+                "The upstream refused this Guard's own API key; the operator must check "
+                "OPENAI_API_KEY.", code="guard.upstream_auth_failed", kind="server_error"))
+            return
+        body = body.replace(self.api_key.encode(), b"[redacted]")
+        headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _DROP_RESPONSE]
+        await send({"type": "http.response.start", "status": response.status_code,
+                    "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 async def _read_all(receive: Receive) -> bytes:

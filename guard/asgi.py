@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import fnmatch
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
@@ -25,6 +26,7 @@ from guard.call import Call
 from guard.engine import Guard
 from guard.errors import WireFormatError
 from guard.stream import StreamGuard
+from guard.wire.jsonbody import parse_json_object
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -34,6 +36,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DEFAULT_ROUTES = ("*/chat/completions",)
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+
+logger = logging.getLogger(__name__)
 
 _STATUS_FOR_CODE = {"guard.moderation_unavailable": 503}
 
@@ -151,20 +155,21 @@ class _GuardedExchange:
             except _ClientGone:
                 self.call.status, self.call.truncated = "client_disconnected", True
                 return
-            await self._guard(raw)
+            try:
+                await self._guard(raw)
+            except Exception as exc:
+                # A bug in a stage: fail closed with an OpenAI-shaped 500, never a stack trace
+                # and never an unchecked request upstream. Only the type is logged and stored.
+                self.call.status, self.call.error = "error", type(exc).__name__
+                logger.error("guard failed on request %s: %s", self.call.request_id,
+                             type(exc).__name__)
+                if not self.response_started:
+                    await self.fail(500, "Guard failed while checking this request; it was not "
+                                         "sent on.", kind="server_error", code="guard.internal_error")
 
     async def _guard(self, raw: bytes) -> None:
         try:
-            body = json.loads(raw)
-        except ValueError:
-            self.call.status = "rejected"
-            await self.fail(400, "The request body is not valid JSON.")
-            return
-        if not isinstance(body, dict):
-            self.call.status = "rejected"
-            await self.fail(400, "The request body must be a JSON object.")
-            return
-        try:
+            body = parse_json_object(raw)
             verdict = await self.call.check_request(body)
         except WireFormatError as exc:
             self.call.status = "rejected"

@@ -91,7 +91,9 @@ def find_phone_numbers(text: str) -> list[tuple[int, int, float]]:
     """
     found = []
     for m in _CANDIDATE.finditer(text):
-        if _LABELLED_ID.search(text, max(0, m.start() - 30), m.start()):
+        # "(415) 555-0199" is written so only as a phone number, whatever label precedes it.
+        if not m.group("number").startswith("(") and _LABELLED_ID.search(
+                text, max(0, m.start() - 30), m.start()):
             continue
         score = phone_score(m.group("number"))
         if score is not None:

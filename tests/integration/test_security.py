@@ -169,6 +169,23 @@ def test_a_failing_app_gets_a_plain_500_without_a_stack_trace(
     assert_no_secrets(record)
 
 
+def test_a_failing_stage_fails_closed_with_an_openai_shaped_500(
+        proxy: ProxyFactory, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
+    base_url, guard, sink = proxy(NO_MODERATION)
+
+    async def broken_detect(*args: Any) -> Any:
+        raise RuntimeError(f"detector exploded on {CLIENT_KEY}")
+
+    monkeypatch.setattr(guard, "detect", broken_detect)
+    response = httpx2.post(f"{base_url}/chat/completions", json=CHAT,
+                           headers={"authorization": f"Bearer {CLIENT_KEY}"})
+    assert assert_openai_error(response, 500)["code"] == "guard.internal_error"
+    assert upstream.requests == []  # nothing unchecked went upstream
+    (record,) = records(guard, sink)
+    assert (record["status"], record["error"]) == ("error", "RuntimeError")
+    assert_no_secrets(response.text, record)
+
+
 # -- request id ----------------------------------------------------------------------------
 
 def test_the_request_id_is_chosen_by_guard_not_by_the_client(

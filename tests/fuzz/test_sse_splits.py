@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -39,7 +41,7 @@ def split(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
     stream = draw(st.sampled_from(recorded()))
     cuts = sorted(draw(st.lists(st.integers(0, len(stream)), max_size=40)))
     bounds = [0, *cuts, len(stream)]
-    return stream, [stream[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return stream, [stream[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 @given(split())

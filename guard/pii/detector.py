@@ -39,6 +39,7 @@ from guard.pii.normalise import normalise_text
 from guard.pii.overlaps import resolve_overlaps
 from guard.pii.places import COUNTRY_SCORE, is_country
 from guard.pii.recognizers import SUPPORTED_ENTITIES, build_recognizers
+from guard.pii.respell import respell
 from guard.pii.segments import split_segments
 from guard.values import Span
 
@@ -96,7 +97,7 @@ class PiiDetector:
         if not wanted:
             # Presidio reads "no entities" as "all entities"; nothing asked, nothing found.
             return [[] for _ in texts]
-        normalised = [normalise_text(text) for text in texts]
+        normalised = [respell(normalise_text(text)) for text in texts]
         segments = [
             (i, offset, segment)
             for i, norm in enumerate(normalised)

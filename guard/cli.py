@@ -226,6 +226,36 @@ def demo(audit_url: str) -> None:
 # -- guard policy ----------------------------------------------------------------------------
 
 
+@main.command()
+@click.option("--policy", "policy_ref", default=None,
+              help="Policy file or shipped pack (default: $GUARD_POLICY or 'default').")
+@click.option("--timeout", "timeout_s", default=5.0, show_default=True, type=float,
+              help="Seconds to wait for each network probe.")
+def doctor(policy_ref: str | None, timeout_s: float) -> None:
+    """Check this deployment: policy, spaCy model, moderation endpoint, audit store, clock.
+
+    Reads the same settings as `guard serve`. Exits 1 when a check fails.
+    """
+    from guard.doctor import run_checks
+
+    out = Console()
+    checks = run_checks(policy_ref, timeout_s=timeout_s)
+    table = Table(show_header=True, header_style="bold", box=None)
+    table.add_column("")
+    table.add_column("check")
+    table.add_column("found")
+    table.add_column("to fix")
+    for check in checks:
+        table.add_row("[green]ok[/]" if check.ok else "[bold red]FAIL[/]", check.name,
+                      check.detail, check.fix)
+    out.print(table)
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        out.print(f"[bold red]{len(failed)} of {len(checks)} checks failed.[/]")
+        sys.exit(1)
+    out.print(f"[green]All {len(checks)} checks passed.[/]")
+
+
 @main.group()
 def policy() -> None:
     """Validate policies and run their cases files."""

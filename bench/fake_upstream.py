@@ -23,6 +23,8 @@ def main() -> None:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--tokens", type=int, default=200)
     ap.add_argument("--delay", type=float, default=0.005)
+    ap.add_argument("--echo", action="store_true",
+                    help="answer with what the model was sent (to check PII restore)")
     a = ap.parse_args()
     text = " ".join(f"w{i:02d}" for i in range(a.tokens))[: a.tokens * 4]
 
@@ -33,7 +35,7 @@ def main() -> None:
                 "usage": {"prompt_tokens": 20, "completion_tokens": a.tokens,
                           "total_tokens": 20 + a.tokens}}
 
-    upstream = FakeUpstream(reply=reply, port=a.port)
+    upstream = FakeUpstream(reply=None if a.echo else reply, port=a.port)
     upstream.stream_chunk_chars = 4
     upstream.stream_delay_s = a.delay
     upstream.start()

@@ -184,7 +184,8 @@ def wait_healthy(port: int, server: subprocess.Popen[bytes], log: Path) -> None:
 def run_store(store: str, audit_url: str, args: argparse.Namespace, tmp: str) -> bool:
     fake = subprocess.Popen([sys.executable, str(Path(__file__).with_name("fake_upstream.py")),
                              "--port", str(free_port()), "--tokens", str(args.tokens),
-                             "--delay", str(args.delay)], stdout=subprocess.PIPE, text=True)
+                             "--delay", str(args.delay), "--echo"], stdout=subprocess.PIPE,
+                            text=True)
     assert fake.stdout is not None
     upstream_url = fake.stdout.readline().strip()
     port = free_port()

@@ -43,10 +43,14 @@ _CONFUSABLE = str.maketrans({
 _CONFUSABLE_CHARS = frozenset(chr(c) for c in _CONFUSABLE)
 _WORD = re.compile(r"\S+")
 
-_BRACKETED = re.compile(r"\s*[\[({<]\s*(at|dot|@|\.)\s*[\])}>]\s*", re.IGNORECASE)
+# Quantifiers around repeated parts are bounded: a text of a million spaces or of
+# "a dot a dot ..." must cost linear time, not quadratic.
+_BRACKETED = re.compile(r"[ \t]{0,3}[\[({<][ \t]{0,3}(at|dot|@|\.)[ \t]{0,3}[\])}>][ \t]{0,3}",
+                        re.IGNORECASE)
 _SPELLED_EMAIL = re.compile(
-    r"\b([\w.+-]+(?:\s+dot\s+[\w+-]+)*)\s+at\s+([\w-]+(?:\s+dot\s+[\w-]+)+)\b", re.IGNORECASE)
-_SPELLED_DOT = re.compile(r"\s+dot\s+", re.IGNORECASE)
+    r"\b([\w.+-]+(?:[ \t]{1,3}dot[ \t]{1,3}[\w+-]+){0,6})[ \t]{1,3}at[ \t]{1,3}"
+    r"([\w-]+(?:[ \t]{1,3}dot[ \t]{1,3}[\w-]+){1,6})\b", re.IGNORECASE)
+_SPELLED_DOT = re.compile(r"[ \t]{1,3}dot[ \t]{1,3}", re.IGNORECASE)
 _SPACED_DIGITS = re.compile(r"(?<![\w.])\+?\d(?:[ .]\d){6,}(?![\w]|\.\d)")
 _URL_ESCAPE = re.compile(r"%([2-7][0-9A-Fa-f])")
 _BASE64 = re.compile(r"(?<![\w+/=])(?=[A-Za-z0-9+/]*[0-9+/=A-Z])[A-Za-z0-9+/]{12,}={0,2}(?![\w+/=])")

@@ -221,6 +221,10 @@ def run_store(store: str, audit_url: str, args: argparse.Namespace, tmp: str) ->
         else:
             result, elapsed = asyncio.run(drive(url, plan(args.requests), args.concurrency))
         rss_after, fds_after = footprint(server.pid)
+        # Baseline in the same run: the same plan straight to the fake upstream, no Guard.
+        direct, direct_elapsed = asyncio.run(drive(f"{upstream_url}/chat/completions",
+                                                   plan(min(args.requests, 2000)),
+                                                   args.concurrency))
     finally:
         server.send_signal(signal.SIGINT)  # a clean shutdown flushes the audit writers
         try:
@@ -242,6 +246,13 @@ def run_store(store: str, audit_url: str, args: argparse.Namespace, tmp: str) ->
           f"{args.workers} workers: {sent / elapsed:.1f} req/s")
     print(f"  mix: {dict(sorted(result.kinds.items()))}")
     print(f"  latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    base = sorted(direct.latencies)
+    if base:
+        base_p50 = statistics.median(base) * 1000
+        base_p99 = base[int(len(base) * 0.99) - 1] * 1000
+        print(f"  baseline, same plan direct to the fake upstream ({len(base)} requests): "
+              f"{len(base) / direct_elapsed:.1f} req/s, p50 {base_p50:.1f} ms, "
+              f"p99 {base_p99:.1f} ms; Guard adds {p50 - base_p50:+.1f} ms at p50")
     print(f"  unexpected errors: {unexpected} {dict(result.unexpected) if unexpected else ''}")
     print(f"  audit records: {written} written for {expected_records} answered requests "
           f"(incl. {len(warm.request_ids)} warm-up)")

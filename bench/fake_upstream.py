@@ -49,6 +49,8 @@ def main() -> None:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--tokens", type=int, default=200)
     ap.add_argument("--delay", type=float, default=0.005)
+    ap.add_argument("--echo", action="store_true",
+                    help="answer with what the model was sent (to check PII restore)")
     a = ap.parse_args()
     text = " ".join(f"w{i:02d}" for i in range(a.tokens))[: a.tokens * 4]
 
@@ -59,7 +61,7 @@ def main() -> None:
                 "usage": {"prompt_tokens": 20, "completion_tokens": a.tokens,
                           "total_tokens": 20 + a.tokens}}
 
-    upstream = BenchUpstream(reply=reply, port=a.port, delay=a.delay)
+    upstream = BenchUpstream(reply=None if a.echo else reply, port=a.port, delay=a.delay)
     upstream.stream_chunk_chars = 4
     upstream.start()
     print(upstream.base_url, flush=True)

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import fnmatch
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
@@ -27,6 +28,7 @@ from guard.engine import Guard
 from guard.errors import WireFormatError
 from guard.ops.tracing import client_trace_context, upstream_done
 from guard.stream import StreamGuard
+from guard.wire.jsonbody import parse_json_object
 from guard.wire.sse import DONE
 
 Scope = MutableMapping[str, Any]
@@ -38,7 +40,12 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 DEFAULT_ROUTES = ("*/chat/completions", "*/responses", "*/embeddings")
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
+logger = logging.getLogger(__name__)
+
 _STATUS_FOR_CODE = {"guard.moderation_unavailable": 503}
+
+UPSTREAM_ERROR_KEY = "guard.upstream_error"
+"""Scope key where a forwarding app may say why an answer's body broke off (for the audit)."""
 
 
 def error_body(message: str, *, code: str | None = None, param: str | None = None,
@@ -201,20 +208,21 @@ class _GuardedExchange:
             except _ClientGone:
                 self.call.status, self.call.truncated = "client_disconnected", True
                 return
-            await self._guard(raw)
+            try:
+                await self._guard(raw)
+            except Exception as exc:
+                # A bug in a stage: fail closed with an OpenAI-shaped 500, never a stack trace
+                # and never an unchecked request upstream. Only the type is logged and stored.
+                self.call.status, self.call.error = "error", type(exc).__name__
+                logger.error("guard failed on request %s: %s", self.call.request_id,
+                             type(exc).__name__)
+                if not self.response_started:
+                    await self.fail(500, "Guard failed while checking this request; it was not "
+                                         "sent on.", kind="server_error", code="guard.internal_error")
 
     async def _guard(self, raw: bytes) -> None:
         try:
-            body = json.loads(raw)
-        except ValueError:
-            self.call.status = "rejected"
-            await self.fail(400, "The request body is not valid JSON.")
-            return
-        if not isinstance(body, dict):
-            self.call.status = "rejected"
-            await self.fail(400, "The request body must be a JSON object.")
-            return
-        try:
+            body = parse_json_object(raw)
             verdict = await self.call.check_request(body)
         except WireFormatError as exc:
             self.call.status = "rejected"
@@ -284,6 +292,8 @@ class _GuardedExchange:
             if message["type"] != "http.response.body" or start is None:
                 await self.send(message)
                 return
+            if not message.get("more_body", False) and scope.get(UPSTREAM_ERROR_KEY):
+                self.call.error = str(scope[UPSTREAM_ERROR_KEY])
             if relay is not None:
                 await relay.body(message)
                 return
@@ -356,7 +366,7 @@ class _GuardedExchange:
         except (ValueError, WireFormatError):
             # Never pass on an answer the output rules could not read.
             self.call.status = "upstream_error"
-            self.call.error = "unreadable_response"
+            self.call.error = self.call.error or "unreadable_response"
             await self.fail(502, "The upstream answer could not be checked, so it was withheld.",
                             kind="server_error", code="guard.unreadable_response")
             return

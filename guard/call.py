@@ -142,6 +142,12 @@ class Call:
         self.stream = body.get("stream") is True
         extraction = wire.extract_request(body)
         slots = extraction.texts
+        limit = self.guard.settings.max_text_chars
+        if sum(len(s.text) for s in slots) > limit:
+            raise WireFormatError(
+                f"The request carries more than {limit} characters of text, the limit of this "
+                "Guard deployment; send less text per request.", param=_root(slots[0].param),
+                code="guard.text_too_large")
         refused = self._check_images(body, extraction)
         if refused is not None:
             return self._keep_input(refused)
@@ -566,6 +572,11 @@ def _principal(key: bytes, api_key: str | None, user: str | None) -> str:
         digest = hmac.new(key, api_key.encode(), hashlib.sha256).hexdigest()
         return f"key:{digest[:24]}"
     return "anonymous"
+
+
+def _root(param: str) -> str:
+    """The top-level field of an OpenAI-style param path (``messages[2].content`` → messages)."""
+    return param.split("[", 1)[0].split(".", 1)[0]
 
 
 def _ms_since(started: float) -> float:

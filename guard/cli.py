@@ -189,6 +189,7 @@ def serve(host: str, port: int, policy_ref: str | None, upstream: str | None, wo
     """
     import uvicorn
 
+    from guard.limits import DEFAULT_MAX_HEADER_BYTES
     from guard.policy import load_policy
     from guard.proxy import ProxyConfig, is_offline, parse_client_keys, passthrough_from_env
     from guard.settings import DEFAULT_AUDIT_SINK
@@ -241,9 +242,12 @@ def serve(host: str, port: int, policy_ref: str | None, upstream: str | None, wo
     if shutdown_timeout is None:
         shutdown_timeout = float(os.environ.get("GUARD_SHUTDOWN_TIMEOUT_S") or 30)
     try:
+        # h11's own header limit must be above Guard's, so oversized headers get a 431.
+        header_limit = int(os.environ.get("GUARD_MAX_HEADER_BYTES") or DEFAULT_MAX_HEADER_BYTES)
         uvicorn.run("guard.proxy:app_from_env", factory=True, host=host, port=port,
                     workers=workers, log_level="info", server_header=False,
-                    timeout_graceful_shutdown=math.ceil(shutdown_timeout))
+                    timeout_graceful_shutdown=math.ceil(shutdown_timeout),
+                    h11_max_incomplete_event_size=max(64 * 1024, 4 * header_limit))
     except ConfigError as exc:
         _fail(str(exc))
 
@@ -262,6 +266,36 @@ def demo(audit_url: str) -> None:
 
 
 # -- guard policy ----------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--policy", "policy_ref", default=None,
+              help="Policy file or shipped pack (default: $GUARD_POLICY or 'default').")
+@click.option("--timeout", "timeout_s", default=5.0, show_default=True, type=float,
+              help="Seconds to wait for each network probe.")
+def doctor(policy_ref: str | None, timeout_s: float) -> None:
+    """Check this deployment: policy, spaCy model, moderation endpoint, audit store, clock.
+
+    Reads the same settings as `guard serve`. Exits 1 when a check fails.
+    """
+    from guard.doctor import run_checks
+
+    out = Console()
+    checks = run_checks(policy_ref, timeout_s=timeout_s)
+    table = Table(show_header=True, header_style="bold", box=None)
+    table.add_column("")
+    table.add_column("check")
+    table.add_column("found")
+    table.add_column("to fix")
+    for check in checks:
+        table.add_row("[green]ok[/]" if check.ok else "[bold red]FAIL[/]", check.name,
+                      check.detail, check.fix)
+    out.print(table)
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        out.print(f"[bold red]{len(failed)} of {len(checks)} checks failed.[/]")
+        sys.exit(1)
+    out.print(f"[green]All {len(checks)} checks passed.[/]")
 
 
 @main.group()

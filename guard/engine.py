@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from guard.audit import AuditLogger, AuditSink, AuditWriter, open_sink
 from guard.call import Call
 from guard.injection.rules import InputRules
-from guard.moderation import Moderator, build_provider
+from guard.moderation import CircuitBreaker, Moderator, build_provider
 from guard.ops.hooks import CallObserver
 from guard.policy import ModerationCheck, OutputRule, Policy, RuleCondition, load_policy
 from guard.redact import canonical_value
@@ -185,8 +185,12 @@ class Guard:
                 "timeout_s": check.timeout_s,
             }
         provider = build_provider(name, **options)
+        breaker = None
+        if name == "openai" and check.circuit_breaker.enabled:
+            breaker = CircuitBreaker(failures=check.circuit_breaker.failures,
+                                     cooldown_s=check.circuit_breaker.cooldown_s)
         return Moderator(provider, thresholds=check.thresholds, timeout_s=check.timeout_s,
-                         on_error=check.on_error)
+                         on_error=check.on_error, breaker=breaker)
 
     async def detect(self, texts: Sequence[str], entities: Sequence[str]) -> list[list[Span]]:
         """PII spans per text (non-overlapping), with the policy's ``min_score``."""

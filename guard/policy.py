@@ -109,6 +109,16 @@ class PiiPolicy(_Model):
                      and not (self.profile == "fast" and e in NER_BACKED))
 
 
+class CircuitBreakerPolicy(_Model):
+    """When to stop calling a failing moderation endpoint, and when to try it again."""
+
+    enabled: bool = True
+    failures: int = Field(default=5, ge=1, le=1000)
+    """Consecutive outage failures (timeout, refused, 5xx, 429, bad answer) that open it."""
+    cooldown_s: float = Field(default=30.0, gt=0, le=3600)
+    """How long it stays open before one probe request may try the endpoint again."""
+
+
 class ModerationCheck(_Model):
     """One moderation check (on the input or on the output)."""
 
@@ -120,6 +130,8 @@ class ModerationCheck(_Model):
     on_error: Literal["block", "allow", "local"] = "block"
     """``local``: when the provider fails, check with the offline ``local`` model instead."""
     timeout_s: float = Field(default=2.0, gt=0, le=60)
+    circuit_breaker: CircuitBreakerPolicy = Field(default_factory=CircuitBreakerPolicy)
+    """Applies to remote providers (``openai``); local ones do not fail that way."""
 
     @field_validator("provider")
     @classmethod

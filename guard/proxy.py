@@ -37,9 +37,10 @@ from guard.batch.routes import DEFAULT_MAX_UPLOAD_BYTES, BatchRoutes
 from guard.batch.store import MapsStore, default_dir
 from guard.engine import Guard
 from guard.errors import ConfigError
+from guard.limits import DEFAULT_MAX_HEADER_BYTES, HeaderLimit
 from guard.offline import OfflineUpstream
 from guard.ops.server import Operations
-from guard.upstream import DEFAULT_TIMEOUT, Forwarder
+from guard.upstream import DEFAULT_MAX_DURATION_S, DEFAULT_TIMEOUT, Forwarder
 from guard.wire import API_ROUTES
 
 OFFLINE_BASE_URL = "http://guard-offline.invalid/v1"
@@ -88,6 +89,9 @@ class ProxyConfig:
     batch_dir: Path | None = None
     """Where batch maps are kept (``GUARD_BATCH_DIR``; default ``~/.local/state/guard/batch-maps``)."""
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    upstream_max_s: float = DEFAULT_MAX_DURATION_S
+    """A whole upstream exchange (a never-ending stream included) ends after this long."""
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
 
     def __post_init__(self) -> None:
         for prefix in self.passthrough:
@@ -170,7 +174,8 @@ class ProxyApp:
             self.offline_upstream = OfflineUpstream()
             transport = httpx2.ASGITransport(app=self.offline_upstream)
         self.forwarder = Forwarder(config.upstream_url, api_key=config.server_key,
-                                   transport=transport, timeout=timeout or DEFAULT_TIMEOUT)
+                                   transport=transport, timeout=timeout or DEFAULT_TIMEOUT,
+                                   max_duration_s=config.upstream_max_s)
         store = (MapsStore(config.batch_dir or default_dir(), config.batch_key)
                  if config.batch_key else None)
         batch = BatchRoutes(guard, self.forwarder, store=store, passthrough=config.passthrough,
@@ -179,7 +184,7 @@ class ProxyApp:
         app = GuardMiddleware(app, guard=guard, max_body_bytes=config.max_body_bytes)
         if config.server_key:
             app = ClientKeyCheck(app, config.client_keys)
-        self.app = app
+        self.app = HeaderLimit(app, config.max_header_bytes)
         self.ops = Operations(guard, metrics=config.metrics, policy_source=config.policy_source,
                               watch_interval_s=config.policy_watch_s)
 
@@ -224,6 +229,8 @@ def create_app(
     policy_watch_s: float | None = None,
     batch_key: str | None = None,
     batch_dir: str | Path | None = None,
+    upstream_max_s: float = DEFAULT_MAX_DURATION_S,
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
 ) -> ProxyApp:
     """Build the proxy around ``guard``.
 
@@ -242,6 +249,8 @@ def create_app(
         policy_watch_s=policy_watch_s,
         batch_key=batch_key,
         batch_dir=Path(batch_dir) if batch_dir is not None else None,
+        upstream_max_s=upstream_max_s,
+        max_header_bytes=max_header_bytes,
     )
     return ProxyApp(guard, config, transport=transport, timeout=timeout)
 
@@ -286,6 +295,8 @@ def app_from_env() -> ProxyApp:
         policy_watch_s=float(os.environ["GUARD_POLICY_WATCH_S"])
         if os.environ.get("GUARD_POLICY_WATCH_S") else None,
         batch_key=optional_batch_key(),
+        upstream_max_s=float(os.environ.get("GUARD_UPSTREAM_MAX_SECONDS") or DEFAULT_MAX_DURATION_S),
+        max_header_bytes=int(os.environ.get("GUARD_MAX_HEADER_BYTES") or DEFAULT_MAX_HEADER_BYTES),
     )
 
 

@@ -37,6 +37,9 @@ class Settings:
     warm_up: bool = True
     pii_processes: int = 0
     """Extra processes sharing PII detection of long texts (``GUARD_PII_PROCESSES``; 0: none)."""
+    max_text_chars: int = 500_000
+    """Most characters of text one request may carry into PII detection and moderation
+    (``GUARD_MAX_TEXT_CHARS``); about gpt-4o-mini's whole context. Beyond: a 400."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -54,6 +57,8 @@ class Settings:
             "spacy_model": env.get("GUARD_SPACY_MODEL") or None,
             "pii_processes": _count(env.get("GUARD_PII_PROCESSES"), "GUARD_PII_PROCESSES"),
         }
+        if env.get("GUARD_MAX_TEXT_CHARS"):
+            values["max_text_chars"] = _positive_int("GUARD_MAX_TEXT_CHARS", env["GUARD_MAX_TEXT_CHARS"])
         key = env.get("GUARD_PRINCIPAL_KEY")
         # Without a configured key, principals are stable only for this process's lifetime.
         values["principal_key"] = key.encode() if key else secrets.token_bytes(32)
@@ -76,3 +81,7 @@ def _count(raw: str | None, name: str) -> int:
     if value < 0:
         raise ConfigError(f"{name} must be a whole number >= 0, got {raw!r}")
     return value
+def _positive_int(name: str, value: str) -> int:
+    if not value.strip().isdigit() or int(value) <= 0:
+        raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
+    return int(value)

@@ -326,17 +326,30 @@ class StreamGuard:
                 self._submit(channel, final=False)
 
     def _event(self, event: SSEEvent) -> None:
+        if self._saw_done or self._saw_error:
+            return  # nothing after the end (or an error) reaches the client
         if event.data == "[DONE]":
             self._saw_done = True
             self._finals(list(self._channels.values()))
             if self.enforced:
                 self._push(DONE)
             return
+        if not event.data.strip():
+            return  # an empty event (a keep-alive) carries nothing to check
         try:
             chunk = json.loads(event.data)
         except ValueError:
-            return  # unreadable data is never passed on unchecked
+            chunk = None
         if not isinstance(chunk, dict):
+            # Unreadable data is never passed on unchecked, nor skipped silently: release
+            # what was checked, then end with an error event.
+            self._saw_error = True
+            self.call.status, self.call.truncated = "upstream_error", True
+            self.call.error = "malformed_sse"
+            self._finals(list(self._channels.values()))
+            if self.enforced:
+                self._push(self.error_event(
+                    "The upstream sent a stream event Guard could not read; the rest was withheld."))
             return
         if "error" in chunk:
             self._saw_error = True

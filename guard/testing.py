@@ -129,8 +129,8 @@ class FakeUpstream(OfflineUpstream):
 
     - ``reply``: ``body -> chat completion dict`` (default: the offline model's echo);
     - ``response_reply``: ``body -> Responses API response dict`` for ``/v1/responses``;
-    - ``status`` / ``error_body``: answer chat completions, responses and embeddings with
-      this HTTP error;
+    - ``status`` / ``error_body`` / ``error_headers``: answer chat completions, responses and
+      embeddings with this HTTP error (``error_headers={"retry-after": "7"}`` for a rate limit);
     - ``delay_s``: wait before answering (to provoke timeouts);
     - ``moderation_triggers``: word → {category: score}; texts containing the word flag it,
       and so do images whose URL contains it (for the categories judged for images);
@@ -147,8 +147,10 @@ class FakeUpstream(OfflineUpstream):
     Streaming (``stream: true``, chat or responses): the reply is sent as chunks (or
     text deltas) of ``stream_chunk_chars``
     characters (or exactly the pieces in ``stream_pieces``), ``stream_delay_s`` apart;
-    ``stream_break_after`` drops the connection after that many chunks; ``stream_cancelled``
-    becomes true when the client side went away before the end.
+    ``stream_break_after`` drops the connection after that many chunks; ``stream_forever``
+    keeps sending content chunks until the client goes away (``stream_stall`` sends nothing
+    more after the first chunk, holding the connection open); ``stream_cancelled`` becomes
+    true when the client side went away before the end.
     """
 
     def __init__(
@@ -165,6 +167,7 @@ class FakeUpstream(OfflineUpstream):
             "kill": {"violence": 0.96}, "bomb": {"illicit/violent": 0.9}})
         self.status = 200
         self.error_body: Any = None
+        self.error_headers: dict[str, str] = {}
         self.delay_s = 0.0
         self.moderation_status = 200
         self.moderation_delay_s = 0.0
@@ -172,6 +175,8 @@ class FakeUpstream(OfflineUpstream):
         self.stream_pieces: list[str] | None = None
         self.stream_delay_s = 0.0
         self.stream_break_after: int | None = None
+        self.stream_forever = False
+        self.stream_stall = False
         self.raw_stream: list[bytes] | None = None
         """Exact bytes to stream instead of the reply (for hand-written SSE)."""
         self.stream_cancelled = False
@@ -215,7 +220,7 @@ class FakeUpstream(OfflineUpstream):
         if self.status != 200:
             return JSONResponse(self.error_body or {"error": {
                 "message": "fake upstream failure", "type": "server_error", "param": None,
-                "code": None}}, status_code=self.status)
+                "code": None}}, status_code=self.status, headers=self.error_headers)
         return None
 
     async def responses(self, request: Request) -> Response:
@@ -250,6 +255,9 @@ class FakeUpstream(OfflineUpstream):
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return openai_error(400, "'messages' is required.")
         reply = self.reply(body)
+        if body.get("stream") is True and (self.stream_forever or self.stream_stall):
+            first = stream_chunks(reply, chunk_chars=self.stream_chunk_chars)[0]
+            return StreamingResponse(self._endless(first), media_type="text/event-stream")
         if body.get("stream") is True:
             return StreamingResponse(self._stream(reply, wants_usage(body)),
                                      media_type="text/event-stream")
@@ -282,6 +290,21 @@ class FakeUpstream(OfflineUpstream):
                 if self.stream_delay_s:
                     await asyncio.sleep(self.stream_delay_s)
             self.stream_finished = True
+        except (asyncio.CancelledError, GeneratorExit):
+            self.stream_cancelled = True
+            raise
+
+    async def _endless(self, first: dict[str, Any]) -> AsyncIterator[bytes]:
+        """The first chunk, then content forever (``stream_forever``) or silence (stall)."""
+        self.stream_cancelled = self.stream_finished = False
+        piece = {**first, "choices": [{"index": 0, "delta": {"content": "and on "},
+                                       "finish_reason": None, "logprobs": None}]}
+        try:
+            yield f"data: {json.dumps(first)}\n\n".encode()
+            while True:
+                if self.stream_forever:
+                    yield f"data: {json.dumps(piece)}\n\n".encode()
+                await asyncio.sleep(0.001 if self.stream_forever else 0.05)
         except (asyncio.CancelledError, GeneratorExit):
             self.stream_cancelled = True
             raise

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx2
 
-from guard.asgi import Receive, Scope, Send, error_body, send_json
+from guard.asgi import UPSTREAM_ERROR_KEY, Receive, Scope, Send, error_body, send_json
 from guard.ops.tracing import inject_headers
 
 # Hop-by-hop and per-connection headers never cross the proxy.
@@ -24,6 +24,8 @@ _DROP_RESPONSE = frozenset({b"content-length", b"connection", b"keep-alive",
                             b"transfer-encoding", b"content-encoding", b"set-cookie"})
 
 DEFAULT_TIMEOUT = httpx2.Timeout(connect=5.0, read=120.0, write=30.0, pool=10.0)
+DEFAULT_MAX_DURATION_S = 600.0
+"""A whole upstream exchange (a never-ending stream included) ends after this long."""
 
 
 class Forwarder:
@@ -31,7 +33,12 @@ class Forwarder:
 
     ``api_key`` (a server key) replaces the client's ``Authorization``; without it the
     client's own key is forwarded (bring your own key). ``transport`` lets the offline mode
-    answer in-process with no network at all.
+    answer in-process with no network at all. ``max_duration_s`` bounds a whole exchange, so
+    an upstream that streams forever is cut off (a stalled one hits the read timeout first).
+
+    When the body breaks off (reset, read timeout, ``max_duration_s``) the body is ended and
+    the reason is left in ``scope[UPSTREAM_ERROR_KEY]`` (``upstream_reset``,
+    ``upstream_timeout``, ``upstream_deadline``) for the guard in front to record.
     """
 
     def __init__(
@@ -42,8 +49,12 @@ class Forwarder:
         timeout: httpx2.Timeout = DEFAULT_TIMEOUT,
         transport: Any = None,
         max_connections: int = 200,
+        max_duration_s: float = DEFAULT_MAX_DURATION_S,
     ) -> None:
+        if max_duration_s <= 0:
+            raise ValueError("max_duration_s must be > 0")
         self.base_url = base_url.rstrip("/")
+        self.max_duration_s = max_duration_s
         self.api_key = api_key
         self.timeout = timeout
         self.transport = transport
@@ -96,19 +107,51 @@ class Forwarder:
                                                   code="guard.upstream_unreachable",
                                                   kind="server_error"))
             return
+        if self.api_key and response.status_code >= 400:
+            await self._send_error(response, send)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_duration_s
         try:
             await send({"type": "http.response.start", "status": response.status_code,
                         "headers": [(k, v) for k, v in response.headers.raw
                                     if k.lower() not in _DROP_RESPONSE]})
             async for chunk in response.aiter_bytes():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if loop.time() > deadline:
+                    scope[UPSTREAM_ERROR_KEY] = "upstream_deadline"
+                    break
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except httpx2.TransportError:
+        except httpx2.TransportError as exc:
             # The upstream broke off mid-body (reset, timeout): end the body; what reads it
             # (the JSON check, the stream guard) sees it incomplete and says so.
+            scope[UPSTREAM_ERROR_KEY] = ("upstream_timeout" if isinstance(
+                exc, httpx2.TimeoutException) else "upstream_reset")
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             await response.aclose()
+
+
+    async def _send_error(self, response: httpx2.Response, send: Send) -> None:
+        """An upstream error in server-key mode: never let the server key (or a hint of it)
+        reach a client. A refused server key is the operator's problem, not the client's."""
+        try:
+            body = await response.aread()
+        except httpx2.TransportError:
+            body = b""
+        finally:
+            await response.aclose()
+        assert self.api_key is not None
+        if response.status_code in (401, 403):
+            await send_json(send, 502, error_body(
+                "The upstream refused this Guard's own API key; the operator must check "
+                "OPENAI_API_KEY.", code="guard.upstream_auth_failed", kind="server_error"))
+            return
+        body = body.replace(self.api_key.encode(), b"[redacted]")
+        headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _DROP_RESPONSE]
+        await send({"type": "http.response.start", "status": response.status_code,
+                    "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 async def _read_all(receive: Receive) -> bytes:

@@ -16,6 +16,7 @@ Example::
 """
 
 from guard.moderation.base import CATEGORIES, ModerationProvider, NoModeration, ProviderScores
+from guard.moderation.breaker import CircuitBreaker
 from guard.moderation.local import LocalModeration
 from guard.moderation.moderator import FallbackVerdict, Moderator
 from guard.moderation.openai import OpenAIModeration
@@ -23,6 +24,7 @@ from guard.moderation.registry import build_provider, provider_names, register_p
 
 __all__ = [
     "CATEGORIES",
+    "CircuitBreaker",
     "FallbackVerdict",
     "LocalModeration",
     "ModerationProvider",

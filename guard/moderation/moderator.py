@@ -24,6 +24,7 @@ from typing import Literal, get_args
 
 from guard.errors import ConfigError, ModerationUnavailable
 from guard.moderation.base import CATEGORIES, ModerationProvider, ProviderScores
+from guard.moderation.breaker import OPEN_ERROR, CircuitBreaker
 from guard.values import ModerationVerdict
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,8 @@ class Moderator:
     request through (the verdict still says ``error``). ``local`` re-checks with ``fallback``
     (by default the offline ``local`` model with the same thresholds) and returns a
     :class:`FallbackVerdict`; should the fallback fail too, the error verdict stands and the
-    caller blocks as for ``block``.
+    caller blocks as for ``block``. With a ``breaker``, a provider that keeps failing is not
+    called until its cool-down ends: checks meanwhile fail at once with ``circuit_open``.
 
     Example::
 
@@ -79,6 +81,7 @@ class Moderator:
         timeout_s: float = 2.0,
         on_error: OnError = "block",
         fallback: Moderator | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         thresholds = dict(thresholds) if thresholds is not None else {}
         unknown = sorted(k for k in thresholds if k != "default" and k not in _ORDER)
@@ -114,6 +117,7 @@ class Moderator:
             fallback = Moderator(LocalModeration(), thresholds=thresholds | {
                 "default": self.default_threshold}, timeout_s=self.timeout_s)
         self.fallback = fallback if on_error == "local" else None
+        self.breaker = breaker
 
     def __repr__(self) -> str:
         return (
@@ -145,20 +149,31 @@ class Moderator:
         if not texts and not images:
             return ModerationVerdict(provider=name, outcome="pass")
         started = time.perf_counter()
+        breaker = self.breaker
+        if breaker is not None and not breaker.allow():
+            return await self._error(OPEN_ERROR, started, texts, images)
+        kind: str | None = None
         try:
             result = await asyncio.wait_for(
                 self.provider.score(texts, images, api_key=api_key), self.timeout_s
             )
             _validate(result)
         except TimeoutError:
-            return await self._error("timeout", started, texts, images)
+            kind = "timeout"
         except ModerationUnavailable as exc:
             kind = exc.kind if _KIND.fullmatch(exc.kind) else "provider_error"
-            return await self._error(kind, started, texts, images)
         except Exception as exc:  # a provider bug must not take the request down
             # Only the type: a message could quote the input.
             logger.error("moderation provider %r failed: %s", name, type(exc).__name__)
-            return await self._error("provider_error", started, texts, images)
+            kind = "provider_error"
+        except BaseException:  # cancelled: no outcome, so the probe (if any) is free again
+            if breaker is not None:
+                breaker.release()
+            raise
+        if breaker is not None:
+            breaker.record(success=kind is None, kind=kind)
+        if kind is not None:
+            return await self._error(kind, started, texts, images)
         latency_ms = _ms_since(started)
 
         if result.skipped:

@@ -41,8 +41,9 @@ from guard.pii.overlaps import resolve_overlaps
 from guard.pii.places import COUNTRY_SCORE, is_country
 from guard.pii.pool import PiecePool
 from guard.pii.recognizers import SUPPORTED_ENTITIES, build_recognizers
+from guard.pii.respell import respell
 from guard.pii.segments import MAX_SEGMENT, split_pieces
-from guard.pii.triggers import all_triggered, may_contain, trigger_pieces
+from guard.pii.triggers import all_triggered, trigger_pieces
 from guard.values import Span
 
 POOL_MIN_CHARS = 8_000
@@ -113,12 +114,7 @@ class PiiDetector:
         if not wanted:
             # Presidio reads "no entities" as "all entities"; nothing asked, nothing found.
             return [[] for _ in texts]
-        # Nothing to look for in a text with no digit, no "@", ... (guard.pii.triggers).
-        skippable = all_triggered(wanted)
-        found: list[list[Span] | None] = [
-            [] if skippable and not may_contain(t, wanted) else self.cache.get(t, wanted, min_score)
-            for t in texts
-        ]
+        found: list[list[Span] | None] = [self.cache.get(t, wanted, min_score) for t in texts]
         todo = [i for i, spans in enumerate(found) if spans is None]
         for i, spans in zip(todo, self._detect([texts[i] for i in todo], wanted, min_score), strict=True):
             self.cache.put(texts[i], wanted, min_score, spans)
@@ -128,8 +124,10 @@ class PiiDetector:
     def _detect(self, texts: Sequence[str], wanted: frozenset[str], min_score: float) -> list[list[Span]]:
         if not texts:
             return []
-        normalised = [normalise_text(text) for text in texts]
-        if all_triggered(wanted):  # pattern entities only: read around their triggers
+        normalised = [respell(normalise_text(text)) for text in texts]
+        if all_triggered(wanted):
+            # Pattern entities only: read around their triggers (a digit, an "@", ...), and
+            # not at all a text without one (guard.pii.triggers).
             pieces = [(i, piece) for i, norm in enumerate(normalised)
                       for piece in trigger_pieces(norm.text, wanted)]
         else:

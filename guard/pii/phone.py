@@ -91,7 +91,10 @@ def find_phone_numbers(text: str) -> list[tuple[int, int, float]]:
     """
     found = []
     for m in _CANDIDATE.finditer(text):
-        if _LABELLED_ID.search(text, max(0, m.start() - 30), m.start()):
+        # "(415) 555-0199" and "+1 212-555-0147" are written so only as phone numbers,
+        # whatever label precedes them.
+        if not m.group("number").startswith(("(", "+")) and _LABELLED_ID.search(
+                text, max(0, m.start() - 30), m.start()):
             continue
         score = phone_score(m.group("number"))
         if score is not None:

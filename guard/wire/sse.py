@@ -30,6 +30,8 @@ class SSEParser:
         self.max_event_bytes = max_event_bytes
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if not chunk:
+            return []  # an empty read must not forget a \r that ended the previous one
         if self._pending_cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]  # the \n of a \r\n that was split across two reads
         self._pending_cr = False

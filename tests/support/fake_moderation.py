@@ -5,7 +5,8 @@ thread on 127.0.0.1 (a free port). It records every request (path, headers, JSON
 answers in the shape of ``CreateModerationResponse``: a category scores high when the text
 contains one of its trigger words. Between requests a test can make it fail: ``status``
 (an HTTP error), ``delay_s`` (slower than the client's timeout), ``raw_body`` (not JSON, or
-the wrong shape).
+the wrong shape), ``slow_body_s`` (headers at once, then the body a byte at a time over that
+long). ``closed_port()`` gives a port where connections are refused.
 
 Example::
 
@@ -22,14 +23,14 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from guard.moderation import CATEGORIES
@@ -72,6 +73,7 @@ class FakeModeration:
     """Scores given to image inputs (category -> score); image categories only."""
     status: int = 200
     delay_s: float = 0.0
+    slow_body_s: float = 0.0
     raw_body: bytes | None = None
     error_body: Any = None
     """JSON sent with a non-200 ``status``; defaults to an OpenAI-style error."""
@@ -131,6 +133,7 @@ class FakeModeration:
         self.image_scores = {}
         self.status = 200
         self.delay_s = 0.0
+        self.slow_body_s = 0.0
         self.raw_body = None
         self.error_body = None
         self.requests.clear()
@@ -159,7 +162,18 @@ class FakeModeration:
             return JSONResponse(error, status_code=self.status)
         if self.raw_body is not None:
             return Response(self.raw_body, media_type="application/json")
+        if self.slow_body_s:
+            return StreamingResponse(self._trickle(json.dumps(self.respond(body)).encode()),
+                                     media_type="application/json")
         return JSONResponse(self.respond(body))
+
+    async def _trickle(self, payload: bytes) -> AsyncIterator[bytes]:
+        pause = self.slow_body_s / max(len(payload), 1)
+        for i in range(len(payload)):
+            if self._stopping.is_set():
+                return
+            yield payload[i:i + 1]
+            await asyncio.sleep(pause)
 
     def respond(self, body: Any) -> dict[str, Any]:
         """The ``CreateModerationResponse`` for a request body.

@@ -59,8 +59,8 @@ def test_categories_are_the_13_omni_moderation_names() -> None:
 
 def test_public_names_are_exactly_the_documented_ones() -> None:
     assert sorted(guard.moderation.__all__) == [
-        "CATEGORIES", "FallbackVerdict", "LocalModeration", "ModerationProvider", "Moderator",
-        "NoModeration", "OpenAIModeration", "ProviderScores", "build_provider", "provider_names",
+        "CATEGORIES", "CircuitBreaker", "FallbackVerdict", "LocalModeration", "ModerationProvider",
+        "Moderator", "NoModeration", "OpenAIModeration", "ProviderScores", "build_provider", "provider_names",
         "register_provider",
     ]
 

@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
 """Run guard.testing.FakeUpstream in its own process (so a benchmark's client does not share
-its interpreter): streams TOKENS chunks of 4 characters DELAY seconds apart.
+its interpreter). It answers chat completions and ``/v1/moderations``.
+
+``--reply fixed`` (default) answers TOKENS words of 4 characters, streamed DELAY seconds
+apart; ``--reply echo`` answers with the last user message as the model received it
+(placeholders included, so Guard restores them), like Guard's offline model.
 
     python bench/fake_upstream.py --port 9100 --tokens 200 --delay 0.005
+    python bench/fake_upstream.py --port 9100 --reply echo
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ def main() -> None:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--tokens", type=int, default=200)
     ap.add_argument("--delay", type=float, default=0.005)
+    ap.add_argument("--reply", choices=["fixed", "echo"], default="fixed")
     a = ap.parse_args()
     text = " ".join(f"w{i:02d}" for i in range(a.tokens))[: a.tokens * 4]
 
@@ -33,7 +39,7 @@ def main() -> None:
                 "usage": {"prompt_tokens": 20, "completion_tokens": a.tokens,
                           "total_tokens": 20 + a.tokens}}
 
-    upstream = FakeUpstream(reply=reply, port=a.port)
+    upstream = FakeUpstream(reply=reply if a.reply == "fixed" else None, port=a.port)
     upstream.stream_chunk_chars = 4
     upstream.stream_delay_s = a.delay
     upstream.start()

@@ -167,7 +167,7 @@ def serve(host: str, port: int, policy_ref: str | None, upstream: str | None, wo
     import uvicorn
 
     from guard.policy import load_policy
-    from guard.proxy import ProxyConfig, is_offline, parse_client_keys
+    from guard.proxy import SERVER_OPTIONS, ProxyConfig, is_offline, parse_client_keys
     from guard.settings import DEFAULT_AUDIT_SINK
 
     if policy_ref:
@@ -201,7 +201,7 @@ def serve(host: str, port: int, policy_ref: str | None, upstream: str | None, wo
     err.print(f"Point your OpenAI SDK at [bold]http://{host}:{port}/v1[/]", highlight=False)
     try:
         uvicorn.run("guard.proxy:app_from_env", factory=True, host=host, port=port,
-                    workers=workers, log_level="info", server_header=False)
+                    workers=workers, **SERVER_OPTIONS)
     except ConfigError as exc:
         _fail(str(exc))
 

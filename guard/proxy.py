@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import httpx2
@@ -34,6 +35,9 @@ from guard.upstream import DEFAULT_TIMEOUT, Forwarder
 
 OFFLINE_BASE_URL = "http://guard-offline.invalid/v1"
 """Never resolved: in offline mode the forwarder's transport answers in-process."""
+
+SERVER_OPTIONS: Mapping[str, Any] = MappingProxyType({"log_level": "info", "server_header": False})
+"""The uvicorn options of ``guard serve`` (``bench/proxy.py`` runs its bare baseline with them)."""
 
 
 def hash_client_key(key: str) -> str:

@@ -22,6 +22,9 @@ from guard.errors import ConfigError, ModerationUnavailable
 from guard.moderation.base import CATEGORIES, ProviderScores
 
 _SAFE_CODE = re.compile(r"[a-z0-9_.-]{1,64}")
+_LIMITS = httpx2.Limits(max_connections=200, max_keepalive_connections=200)
+"""Like the upstream forwarder's: every concurrent check keeps its connection for the next one
+(httpx's default keeps only 20, so 32 concurrent requests reconnected on every check)."""
 
 
 class OpenAIModeration:
@@ -101,7 +104,7 @@ class OpenAIModeration:
         # Pooled connections belong to the event loop that opened them; a client from an
         # earlier loop (a sync adapter may run one loop per call) fails with "Event loop is
         # closed". So each loop gets its own client, closed when that loop shuts down.
-        client = httpx2.AsyncClient()
+        client = httpx2.AsyncClient(limits=_LIMITS)
         self._closer = _close_at_loop_shutdown(client)
         await self._closer.__anext__()
         self._client = client

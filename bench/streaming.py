@@ -17,11 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,21 +25,12 @@ from pathlib import Path
 
 import httpx2
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import Processes, healthy, rss_mb, wait_until
+
 BODY = {"model": "gpt-4o-mini", "stream": True, "messages": [
     {"role": "user", "content": "Write a long answer for Maria Gonzalez (maria@example.org)."}]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def one_stream(client: httpx2.AsyncClient, url: str) -> tuple[float, float, int]:
@@ -99,46 +86,20 @@ def main() -> None:
                     help="policy for guard serve (a file or a shipped name)")
     a = ap.parse_args()
 
-    upstream_port = free_port()
-    fake = subprocess.Popen([sys.executable, str(Path(__file__).with_name("fake_upstream.py")),
-                             "--port", str(upstream_port), "--tokens", str(a.tokens),
-                             "--delay", str(a.delay)], stdout=subprocess.PIPE, text=True)
-    assert fake.stdout is not None
-    upstream_url = fake.stdout.readline().strip()
-    with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        guard_bin = shutil.which("guard", path=str(Path(sys.executable).parent)) or "guard"
-        env = {**os.environ, "GUARD_AUDIT": f"sqlite:///{tmp}/audit.db"}
-        env.pop("OPENAI_API_KEY", None)
-        server = subprocess.Popen([guard_bin, "serve", "--port", str(port), "--upstream",
-                                   upstream_url, "--policy", str(Path(a.policy).resolve())
-                                   if Path(a.policy).exists() else a.policy], env=env, cwd=tmp,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx2.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                        break
-                except httpx2.TransportError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
-            direct = f"{upstream_url}/chat/completions"
-            guarded = f"http://127.0.0.1:{port}/v1/chat/completions"
-            asyncio.run(sequential(direct, guarded, 2))  # warm up both paths
-            seq = asyncio.run(sequential(direct, guarded, a.runs))
-            direct_elapsed, direct_ok, direct_errors = asyncio.run(concurrent(direct, a.concurrent))
-            before = rss_mb(server.pid)
-            elapsed, ok, errors = asyncio.run(concurrent(guarded, a.concurrent))
-            after = rss_mb(server.pid)
-            elapsed2, ok2, errors2 = asyncio.run(concurrent(guarded, a.concurrent))
-            after2 = rss_mb(server.pid)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-            fake.terminate()
-            fake.wait(timeout=30)
+    with tempfile.TemporaryDirectory() as tmp, Processes() as processes:
+        upstream_url = processes.fake_upstream(reply="fixed", tokens=a.tokens, delay=a.delay)
+        server, port = processes.guard_serve(upstream_url, Path(tmp), policy=a.policy)
+        wait_until(healthy(port), server, "guard serve")
+        direct = f"{upstream_url}/chat/completions"
+        guarded = f"http://127.0.0.1:{port}/v1/chat/completions"
+        asyncio.run(sequential(direct, guarded, 2))  # warm up both paths
+        seq = asyncio.run(sequential(direct, guarded, a.runs))
+        direct_elapsed, direct_ok, direct_errors = asyncio.run(concurrent(direct, a.concurrent))
+        before = rss_mb(server.pid)
+        elapsed, ok, errors = asyncio.run(concurrent(guarded, a.concurrent))
+        after = rss_mb(server.pid)
+        elapsed2, ok2, errors2 = asyncio.run(concurrent(guarded, a.concurrent))
+        after2 = rss_mb(server.pid)
 
     def med(name: str, i: int) -> float:
         return statistics.median(r[i] for r in seq[name]) * 1000

@@ -33,6 +33,7 @@ default policy is the last plus PII) — so the table shows what each stage adds
     python bench/proxy.py                                    # ~1.5 minutes on 2 cores
     python bench/proxy.py --stages                           # + where the time goes
     python bench/proxy.py --requests 100 --seconds 2 --rounds 1    # a quick smoke run
+    python bench/proxy.py --profile guard.txt      # + a py-spy profile of guard serve
 """
 
 from __future__ import annotations
@@ -40,7 +41,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -301,7 +306,13 @@ def main() -> None:
     ap.add_argument("--policy", default="default", help="policy for guard serve (file or name)")
     ap.add_argument("--stages", action="store_true",
                     help="also run bench/stages/*.yaml at concurrency 1 (what each stage adds)")
+    ap.add_argument("--profile", metavar="FILE", type=Path,
+                    help="record guard serve with py-spy (pip install py-spy) during both "
+                         "phases, as collapsed stacks per thread (flamegraph.pl, speedscope)")
     args = ap.parse_args()
+    spy = shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    if args.profile and spy is None:
+        ap.error("--profile needs py-spy: pip install py-spy")
     if min(args.requests, args.concurrency, args.rounds) < 1 or args.seconds <= 0:
         ap.error("--requests, --concurrency, --rounds and --seconds must be positive")
 
@@ -325,6 +336,13 @@ def main() -> None:
                    for name, (_, port, _) in served.items()}}
         guard, _, guard_dir = served["guard"]
         rss_start = rss_mb(guard.pid)
+        recorder = None
+        if args.profile:
+            recorder = processes.popen([str(spy), "record", "--pid", str(guard.pid), "--rate",
+                                        "250", "--threads", "--format", "raw", "--output",
+                                        str(args.profile.resolve())],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)  # py-spy attaches
         with console.status(f"Concurrency 1: {args.requests} rounds…"):
             pids = {"bare": bare.pid, **{name: p.pid for name, (p, _, _) in served.items()}}
             seq = asyncio.run(sequential(urls, args.requests, args.warmup, pids))
@@ -333,6 +351,10 @@ def main() -> None:
             conc = asyncio.run(concurrent({s: urls[s] for s in SYSTEMS}, args.concurrency,
                                           args.seconds, args.rounds))
         rss_end = rss_mb(guard.pid)
+        if recorder is not None:
+            recorder.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            recorder.wait(timeout=60)
+            console.print(f"py-spy profile of guard serve: {args.profile}")
         stop(guard)  # it writes what is left of its audit trail on shutdown
         records = read_records(f"sqlite:///{guard_dir}/audit.db")
     report(args, seq, conc, records, (rss_start, rss_end))

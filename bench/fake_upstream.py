@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """Run guard.testing.FakeUpstream in its own process (so a benchmark's client does not share
-its interpreter): streams TOKENS chunks of 4 characters DELAY seconds apart.
+its interpreter). It answers chat completions and ``/v1/moderations``.
+
+``--reply fixed`` (default) answers TOKENS words of 4 characters, streamed DELAY seconds
+apart; ``--reply echo`` answers with the last user message as the model received it
+(placeholders included, so Guard restores them), like Guard's offline model.
 
 A request may ask for another pace with the header ``x-bench-delay: SECONDS`` (Guard
 forwards it), so one upstream serves both the sequential and the concurrent runs. Run a
@@ -8,6 +12,7 @@ second instance for ``/v1/moderations``: like OpenAI's, the moderation service t
 share a process with 200 streams.
 
     python bench/fake_upstream.py --port 9100 --tokens 200 --delay 0.005
+    python bench/fake_upstream.py --port 9100 --reply echo
 """
 
 from __future__ import annotations
@@ -49,8 +54,9 @@ def main() -> None:
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--tokens", type=int, default=200)
     ap.add_argument("--delay", type=float, default=0.005)
-    ap.add_argument("--echo", action="store_true",
-                    help="answer with what the model was sent (to check PII restore)")
+    ap.add_argument("--reply", choices=["fixed", "echo"], default="fixed",
+                    help="echo: answer with what the model was sent (to check PII restore)")
+    ap.add_argument("--echo", action="store_true", help="the same as --reply echo")
     a = ap.parse_args()
     text = " ".join(f"w{i:02d}" for i in range(a.tokens))[: a.tokens * 4]
 
@@ -61,7 +67,8 @@ def main() -> None:
                 "usage": {"prompt_tokens": 20, "completion_tokens": a.tokens,
                           "total_tokens": 20 + a.tokens}}
 
-    upstream = BenchUpstream(reply=None if a.echo else reply, port=a.port, delay=a.delay)
+    echo = a.echo or a.reply == "echo"
+    upstream = BenchUpstream(reply=None if echo else reply, port=a.port, delay=a.delay)
     upstream.stream_chunk_chars = 4
     upstream.start()
     print(upstream.base_url, flush=True)

@@ -191,7 +191,13 @@ def serve(host: str, port: int, policy_ref: str | None, upstream: str | None, wo
 
     from guard.limits import DEFAULT_MAX_HEADER_BYTES
     from guard.policy import load_policy
-    from guard.proxy import ProxyConfig, is_offline, parse_client_keys, passthrough_from_env
+    from guard.proxy import (
+        SERVER_OPTIONS,
+        ProxyConfig,
+        is_offline,
+        parse_client_keys,
+        passthrough_from_env,
+    )
     from guard.settings import DEFAULT_AUDIT_SINK
     from guard.wire import API_ROUTES
 
@@ -245,7 +251,7 @@ def serve(host: str, port: int, policy_ref: str | None, upstream: str | None, wo
         # h11's own header limit must be above Guard's, so oversized headers get a 431.
         header_limit = int(os.environ.get("GUARD_MAX_HEADER_BYTES") or DEFAULT_MAX_HEADER_BYTES)
         uvicorn.run("guard.proxy:app_from_env", factory=True, host=host, port=port,
-                    workers=workers, log_level="info", server_header=False,
+                    workers=workers, **SERVER_OPTIONS,
                     timeout_graceful_shutdown=math.ceil(shutdown_timeout),
                     h11_max_incomplete_event_size=max(64 * 1024, 4 * header_limit))
     except ConfigError as exc:

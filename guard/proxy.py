@@ -14,9 +14,10 @@ import hashlib
 import hmac
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import httpx2
@@ -45,6 +46,9 @@ from guard.wire import API_ROUTES
 
 OFFLINE_BASE_URL = "http://guard-offline.invalid/v1"
 """Never resolved: in offline mode the forwarder's transport answers in-process."""
+
+SERVER_OPTIONS: Mapping[str, Any] = MappingProxyType({"log_level": "info", "server_header": False})
+"""The uvicorn options of ``guard serve`` (``bench/proxy.py`` runs its bare baseline with them)."""
 
 
 def hash_client_key(key: str) -> str:

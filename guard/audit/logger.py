@@ -64,6 +64,9 @@ class ForbidContent:
         self._lock = threading.Lock()
         self._seen: set[str] = set()
         self.stripped = 0
+        # Record keys repeat in every record: normalise each name once (bounded, so odd
+        # records with ever-new keys cannot grow it without limit).
+        self._names: dict[str, str] = {}
 
     def __call__(
         self, logger: object, method_name: str, event_dict: MutableMapping[str, Any]
@@ -85,11 +88,17 @@ class ForbidContent:
             out: dict[str, Any] = {}
             for key, item in value.items():
                 name = str(key)
-                here = (*path, _normalise(name))
-                if here[-1] in self._keys and here not in _ALLOWED_PATHS:
+                normal = self._names.get(name)
+                if normal is None:
+                    normal = _normalise(name)
+                    if len(self._names) < 4096:
+                        self._names[name] = normal
+                if normal in self._keys and (*path, normal) not in _ALLOWED_PATHS:
                     found.append(".".join((*path, name)))
                     continue
-                out[name] = self._clean(item, here, found)
+                # Most values are scalars: only containers need the walk.
+                out[name] = (self._clean(item, (*path, normal), found)
+                             if isinstance(item, Mapping | list | tuple) else item)
             return out
         if isinstance(value, list | tuple):
             return [self._clean(item, path, found) for item in value]

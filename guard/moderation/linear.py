@@ -39,6 +39,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -213,6 +214,66 @@ class FeatureSpec:
         signs = np.float32(1.0) - np.float32(2.0) * (hashes >> _SIGN_SHIFT).astype(np.float32)
         return indices, signs * scaled[group]
 
+    def featurize_windows(self, tokens: Sequence[str], bounds: Sequence[tuple[int, int]]
+                          ) -> tuple[IndexArray, FloatArray, IndexArray]:
+        """:meth:`featurize_words` of ``tokens[a:b]`` for every ``(a, b)`` in ``bounds``, at once.
+
+        Returns the indices and values of all windows one after the other, and the offsets
+        where each window's features start (``len(bounds) + 1`` of them): window ``k`` is
+        ``indices[offsets[k]:offsets[k + 1]]``, equal to ``featurize_words(tokens[a:b])``
+        element for element. Overlapping windows share their n-grams, so every hash is
+        computed once over the whole text, each window takes slices of them, and one sort
+        of integer keys drops the duplicates of every window: about half the time of a call
+        per window (the prompt-injection check cuts a 1 KB prompt into a dozen windows).
+        """
+        count = len(bounds)
+        if not tokens:
+            return (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32),
+                    np.zeros(count + 1, dtype=np.int64))
+        base = _word_hashes(tokens)
+        # Where each token sits in " " + " ".join(tokens) + " ": a window's text is a slice
+        # of it, and the polynomial hash of an n-gram does not depend on where it starts.
+        lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
+        starts = np.cumsum(lengths + 1) - lengths
+        ends = starts + lengths
+        sizes = sorted({n for n in self.char_ngrams if n >= 2})  # as _char_hashes makes them
+        chars = _char_hashes(" " + " ".join(tokens) + " ", sizes)
+        # A size too long for the whole text has no n-grams in any window either.
+        chars += [np.zeros(0, dtype=np.uint64)] * (len(sizes) - len(chars))
+        full = [base ^ _SEED_WORD, (base[:-1] * _PRIME + base[1:]) ^ _SEED_PAIR, *chars]
+        # Every distinct hash gets a small id, in hash order (as np.unique sorts them).
+        distinct, ids = np.unique(_mix(np.concatenate(full)), return_inverse=True)
+        n_ids = distinct.size
+        # Each window takes one slice [lo, hi) of every part (words, pairs, n-grams of each
+        # size), as positions into ``ids``; slices are listed window by window, part by part.
+        part_start = np.cumsum([0, *(h.size for h in full[:-1])])
+        a = np.array([w[0] for w in bounds], dtype=np.int64)
+        b = np.array([w[1] for w in bounds], dtype=np.int64)
+        first, last = starts[a] - 1, ends[b - 1] + 1  # the spaces around each window's text
+        lo = np.stack([a, a, *(first for _ in sizes)], axis=1)
+        hi = np.stack([b, b - 1, *(np.maximum(first, last - n + 1) for n in sizes)], axis=1)
+        lo, hi = lo + part_start, hi + part_start
+        group = np.minimum(np.arange(lo.shape[1]), 2)  # 0 words, 1 pairs, 2 characters
+        length = (hi - lo).ravel()
+        at = np.repeat(lo.ravel() - np.cumsum(length) + length, length) + np.arange(length.sum())
+        slice_of = np.repeat(np.arange(length.size), length)
+        # One integer orders by window, then hash, then group: the first of equal hashes in
+        # a window has the lowest group, like the first occurrence np.unique keeps in
+        # featurize_words.
+        window_of, group_of = slice_of // lo.shape[1], group[slice_of % lo.shape[1]]
+        key = np.sort((window_of * n_ids + ids[at]) * 3 + group_of)
+        keep = np.ones(key.size, dtype=bool)
+        keep[1:] = key[1:] // 3 != key[:-1] // 3
+        key = key[keep]
+        window, hashes, group = key // (3 * n_ids), distinct[(key // 3) % n_ids], key % 3
+        counts = np.bincount(window * 3 + group, minlength=3 * count).reshape(count, 3)
+        weights = np.array([self.word_weight, self.pair_weight, self.char_weight], dtype=np.float64)
+        scaled = (weights / np.maximum(counts, 1) ** self.norm_power).astype(np.float32)
+        indices = (hashes & np.uint64(self.buckets - 1)).astype(np.int64)
+        signs = np.float32(1.0) - np.float32(2.0) * (hashes >> _SIGN_SHIFT).astype(np.float32)
+        offsets = np.searchsorted(window, np.arange(count + 1, dtype=np.int64))
+        return indices, signs * scaled[window, group], offsets.astype(np.int64)
+
     def to_json(self) -> dict[str, Any]:
         return {"buckets_log2": self.buckets_log2, "char_ngrams": list(self.char_ngrams),
                 "word_weight": self.word_weight, "pair_weight": self.pair_weight,
@@ -302,6 +363,16 @@ class LinearModel:
         if dense is not None and self.dense.shape[0]:
             z = z + dense.astype(np.float64) @ self.dense
         result: NDArray[np.float64] = z + self.bias
+        return result
+
+    def window_logits(self, idx: IndexArray, val: FloatArray,
+                      offsets: IndexArray) -> NDArray[np.float64]:
+        """:meth:`logits` of every window from :meth:`FeatureSpec.featurize_windows`
+        (windows x heads), with the same arithmetic as one :meth:`logits` call per window."""
+        rows = self.weights.take(idx, axis=0).astype(np.float32)
+        z = np.array([val[a:b] @ rows[a:b] for a, b in pairwise(offsets)],
+                     dtype=np.float32).reshape(len(offsets) - 1, len(self.heads))
+        result: NDArray[np.float64] = z.astype(np.float64) * self.scale + self.bias
         return result
 
     def calibrate(self, z: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -9,8 +9,10 @@ neither the kind nor the detail ever carries input text, the response body or a 
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import re
+import ssl
 import weakref
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
@@ -74,6 +76,9 @@ class OpenAIModeration:
         self._api_key = api_key
         self._owns_client = client is None
         self._client = client
+        # Loading the CA certificates takes ~20-100 ms: do it once, here at start-up, not in
+        # every loop's first check, where it counted against the moderation timeout.
+        self._tls = _tls_context() if client is None else None
         self._client_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
         self._closer: AsyncGenerator[None, None] | None = None
 
@@ -106,7 +111,7 @@ class OpenAIModeration:
         # Pooled connections belong to the event loop that opened them; a client from an
         # earlier loop (a sync adapter may run one loop per call) fails with "Event loop is
         # closed". So each loop gets its own client, closed when that loop shuts down.
-        client = httpx2.AsyncClient(limits=POOL_LIMITS, trust_env=False)
+        client = httpx2.AsyncClient(limits=POOL_LIMITS, trust_env=False, verify=self._tls or True)
         self._closer = _close_at_loop_shutdown(client)
         await self._closer.__anext__()
         self._client = client
@@ -142,6 +147,12 @@ class OpenAIModeration:
         except ValueError:
             raise ModerationUnavailable("bad_response", "body is not JSON") from None
         return parse_response(payload, n_texts=len(texts), n_images=len(images))
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The TLS settings an ``httpx2.AsyncClient()`` would build for itself, built once."""
+    return httpx2.create_ssl_context()
 
 
 async def _close_at_loop_shutdown(client: httpx2.AsyncClient) -> AsyncGenerator[None, None]:

@@ -49,7 +49,7 @@ import json
 import logging
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -337,28 +337,55 @@ class StreamGuard:
         if not event.data.strip():
             return  # an empty event (a keep-alive) carries nothing to check
         try:
-            chunk = json.loads(event.data)
+            data = json.loads(event.data)
         except ValueError:
-            chunk = None
-        if not isinstance(chunk, dict):
+            data = None
+        if not isinstance(data, dict):
             # Unreadable data is never passed on unchecked, nor skipped silently: release
             # what was checked, then end with an error event.
-            self._saw_error = True
-            self.call.status, self.call.truncated = "upstream_error", True
-            self.call.error = "malformed_sse"
-            self._finals(list(self._channels.values()))
-            if self.enforced:
-                self._push(self.error_event(
-                    "The upstream sent a stream event Guard could not read; the rest was withheld."))
+            self._upstream_error("malformed_sse")
+            self._send(lambda: self.error_event(
+                "The upstream sent a stream event Guard could not read; the rest was withheld."))
             return
-        if "error" in chunk:
-            self._saw_error = True
-            self.call.status, self.call.truncated = "upstream_error", True
-            self.call.error = "stream_error_event"
-            self._finals(list(self._channels.values()))
-            if self.enforced:
-                self._push(format_event(event.data))
+        if self._is_error(event, data):
+            self._upstream_error("stream_error_event")
+            self._send(lambda: self._error_out(event, data))
             return
+        self._data(event, data)
+
+    # -- the dialect: hooks a subclass overrides for another stream format -----------------
+
+    _TERMINATOR = DONE
+    """What ends the stream after an error event of Guard's own (Responses streams: nothing)."""
+
+    def _is_error(self, event: SSEEvent, data: dict[str, Any]) -> bool:
+        """``data`` is the upstream's error event (the stream ends with it)."""
+        return "error" in data
+
+    def _error_out(self, event: SSEEvent, data: dict[str, Any]) -> bytes:
+        """The upstream's error event as the client gets it."""
+        return format_event(event.data)
+
+    def _send(self, build: Callable[[], bytes]) -> None:
+        """Queue an event for the client (enforce mode only: monitor mode passes the
+        upstream's bytes on). Chat chunks are built at once; a dialect whose events describe
+        what was released (or are numbered) builds them in turn, see ``_send_in_turn``."""
+        if self.enforced:
+            self._push(build())
+
+    def _send_in_turn(self, build: Callable[[], bytes]) -> None:
+        """Queue an event built only once everything queued before it is decided."""
+        if self.enforced:
+            self._push(self._chain(self._in_turn(build, self._last)))
+
+    async def _in_turn(self, build: Callable[[], bytes],
+                       previous: asyncio.Task[bytes] | None) -> bytes:
+        if previous is not None:
+            await asyncio.wait({previous})
+        return b"" if self.stopped else build()
+
+    def _data(self, event: SSEEvent, chunk: dict[str, Any]) -> None:
+        """One readable, non-error event: move its text into channels, queue the rest."""
         for key in _CHUNK_KEYS:
             if key in chunk:
                 self._template[key] = chunk[key]
@@ -421,6 +448,13 @@ class StreamGuard:
                 self._submit(channel, final=True)
                 channel.closed = True
 
+    def _upstream_error(self, error: str) -> None:
+        """The upstream's stream ended in error: release what was checked, then stop."""
+        self._saw_error = True
+        self.call.status, self.call.truncated = "upstream_error", True
+        self.call.error = error
+        self._finals(list(self._channels.values()))
+
     def _upstream_failed(self, error: str) -> None:
         self.call.status, self.call.truncated = "upstream_error", True
         self.call.error = self.call.error or error
@@ -470,7 +504,8 @@ class StreamGuard:
                 return b""  # monitor mode has passed the text on already; the record says why
             self.call.status = "error"
             return self._stop(self.error_event("The answer could not be checked and was withheld.",
-                                               code="guard.output_check_failed") + DONE)
+                                               code="guard.output_check_failed")
+                              + self._TERMINATOR)
         return self._decide(channel, start, frontier, analysis, final)
 
     def _decide(self, channel: _Channel, start: int, frontier: int, analysis: Analysis | None,
@@ -506,7 +541,7 @@ class StreamGuard:
         if blocking or self.call.output_moderation_failed(verdict):
             self._outcome.decision = "block"  # also in monitor mode: what would have happened
         if self.enforced and self._outcome.decision == "block":
-            return self._stop(self._block_chunk(channel.choice, self.call.block_message(blocking)))
+            return self._stop(self._block_chunk(channel, self.call.block_message(blocking)))
         cut = len(pending) if final else self._cut(pending, hits, offset)
         if cut <= 0:
             return b""
@@ -614,7 +649,7 @@ class StreamGuard:
         self._record()
         if not self.enforced:
             return b""  # monitor mode passed the upstream's own bytes on unaltered
-        return out if self._saw_done else out + DONE
+        return out if self._saw_done else out + self._TERMINATOR
 
     def _stop(self, last: bytes) -> bytes:
         self.stopped = True
@@ -640,8 +675,9 @@ class StreamGuard:
         return self._chunk([{"index": channel.choice, "delta": delta, "finish_reason": None,
                              "logprobs": None}])
 
-    def _block_chunk(self, choice: int, message: str) -> bytes:
-        return self._chunk([{"index": choice, "delta": {"content": message},
+    def _block_chunk(self, channel: _Channel, message: str) -> bytes:
+        """The last bytes out after a block in ``channel``: the rule's message, the end."""
+        return self._chunk([{"index": channel.choice, "delta": {"content": message},
                              "finish_reason": "content_filter", "logprobs": None}]) + DONE
 
 

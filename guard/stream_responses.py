@@ -1,33 +1,38 @@
 """Guarding a streamed Responses API answer: the chat hold-back, over typed events.
 
 :class:`ResponsesStreamGuard` is :class:`~guard.stream.StreamGuard` with another dialect:
-the window, overlap, rule checks, redaction and placeholder restoring are the base class's;
-this class only reads and writes Responses events. Text arrives as
+the windows (analysed concurrently with receiving, decided and released in order), overlap,
+rule checks, redaction, placeholder restoring and back-pressure are the base class's; this
+class only reads and writes Responses events. Text arrives as
 ``response.output_text.delta`` / ``response.refusal.delta`` (one channel per output item and
 content part) and ``response.function_call_arguments.delta`` (one channel per output item,
 restored JSON-escaped). Deltas are re-emitted as the checked text is released; the ``*.done``
 events, ``response.output_item.done`` and the final ``response.completed`` carry only text
-that was released (never the upstream's copy of it); events are renumbered
-(``sequence_number``) because the released deltas are not the upstream's.
+that was released (never the upstream's copy of it). So every event this class writes is
+built in its turn, once everything queued before it is decided: its view of the response is
+then exactly what the client was given, and events are renumbered (``sequence_number``) in
+the order they go out, because the released deltas are not the upstream's.
 
 A block mid-stream ends the stream as OpenAI ends a filtered response: the rule's message as
 a last text delta (or, inside function-call arguments, an incomplete message item in place
 of the call), then ``response.incomplete`` with ``incomplete_details.reason =
-"content_filter"``. Unknown event types pass through unless they carry text (``delta``,
-``text``, ``arguments``, ``refusal``, ``part``, ``item``), which is dropped: never released
-unchecked.
+"content_filter"``. A stream that breaks off (or that Guard cannot read) ends with an
+``error`` event; a Responses stream has no ``[DONE]``. Unknown event types pass through
+unless they carry text (``delta``, ``text``, ``arguments``, ``refusal``, ``part``,
+``item``), which is dropped: never released unchecked.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from guard.pricing import usage_of
 from guard.stream import StreamGuard, _Channel
 from guard.wire.responses import mark_incomplete, withheld_item
-from guard.wire.sse import DONE, SSEEvent, format_event
+from guard.wire.sse import SSEEvent, format_event
 
 if TYPE_CHECKING:
     from guard.call import Call
@@ -47,202 +52,209 @@ ChannelKey = tuple[int, str, int | None]
 class ResponsesStreamGuard(StreamGuard):
     """Checks and restores one streamed Responses API answer; one instance per call."""
 
+    _TERMINATOR = b""  # a Responses stream ends with its terminal or error event
+
     def __init__(self, call: Call) -> None:
         super().__init__(call)
+        # Reading side (as events arrive):
+        self._seen: set[int] = set()
+        """Output items the upstream has announced."""
+        self._item_ids: dict[int, str] = {}
+        # Writing side (changed only by events built in their turn, in output order):
         self._seq = 0
         self._response: dict[str, Any] = {}
-        self._items: dict[int, dict[str, Any]] = {}
+        self._output: dict[int, dict[str, Any]] = {}
+        """Output items as the client knows them, without their texts."""
         self._released: dict[ChannelKey, str] = {}
         self._withheld: dict[int, str] = {}
-        self._current: _Channel | None = None
 
-    # -- events in -----------------------------------------------------------------------
+    # -- events in (synchronous: text goes into channels, the events out are queued) ------
 
-    async def _event(self, event: SSEEvent) -> bytes:
-        if event.data == "[DONE]":
-            out = await self._release_all()
-            self._saw_done = True
-            if not self.stopped and not self._done_sent:
-                out += DONE
-                self._done_sent = True
-            return out
-        try:
-            data = json.loads(event.data)
-        except ValueError:
-            return b""  # unreadable data is never passed on unchecked
-        if not isinstance(data, dict):
-            return b""
-        kind = data.get("type") if isinstance(data.get("type"), str) else event.event
-        if kind == "error" or (kind is None and "error" in data):
-            self.call.status, self.call.truncated = "upstream_error", True
-            self.call.error = "stream_error_event"
-            return await self._release_all() + self._emit({**data, "type": "error"})
+    def _send(self, build: Callable[[], bytes]) -> None:
+        self._send_in_turn(build)
+
+    def _is_error(self, event: SSEEvent, data: dict[str, Any]) -> bool:
+        kind = _kind(event, data)
+        return kind == "error" or (kind is None and "error" in data)
+
+    def _error_out(self, event: SSEEvent, data: dict[str, Any]) -> bytes:
+        return self._emit({**data, "type": "error"})
+
+    def _data(self, event: SSEEvent, data: dict[str, Any]) -> None:
+        kind = _kind(event, data)
         if kind in _RESPONSE_STATE:
-            self._remember(data.get("response"))
-            return self._emit({**data, "response": self._response_view()})
-        if kind in _DELTA_KIND:
-            return await self._delta(data, _DELTA_KIND[kind])
-        if kind in _DONE_KIND:
-            return await self._text_done(data, *_DONE_KIND[kind])
-        if kind == "response.output_item.added":
-            return await self._item_added(data)
-        if kind == "response.content_part.added":
-            return await self._part_added(data)
-        if kind == "response.content_part.done":
-            index, part = _index(data, "output_index"), _index(data, "content_index")
-            key = (index, _part_kind(data.get("part")), part)
-            out = await self._release_key(key)
-            if self.stopped:
-                return out
-            return out + self._emit({**data, "part": self._part_view(key, data.get("part"))})
-        if kind == "response.output_item.done":
-            return await self._item_done(data)
-        if kind in _TERMINAL:
-            return await self._terminal(data)
-        if any(isinstance(data.get(k), str | dict | list) for k in _TEXT_KEYS):
-            return b""  # an event type we do not know that carries text: not unchecked
-        return self._emit(data)
+            self._response_state(data)
+        elif kind in _DELTA_KIND:
+            self._delta(data, _DELTA_KIND[kind])
+        elif kind in _DONE_KIND:
+            self._text_done(data, *_DONE_KIND[kind])
+        elif kind == "response.output_item.added":
+            self._item_added(data)
+        elif kind == "response.content_part.added":
+            self._part_added(data)
+        elif kind == "response.content_part.done":
+            self._part_done(data)
+        elif kind == "response.output_item.done":
+            self._item_done(data)
+        elif kind in _TERMINAL:
+            self._terminal(data)
+        elif not any(isinstance(data.get(k), str | dict | list) for k in _TEXT_KEYS):
+            self._send(lambda: self._emit(data))
+        # else: an event type we do not know that carries text: never released unchecked
 
-    async def _delta(self, data: dict[str, Any], kind: str) -> bytes:
+    def _response_state(self, data: dict[str, Any]) -> None:
+        response = data.get("response")
+        self._note_model(response)
+
+        def build() -> bytes:
+            self._remember(response)
+            return self._emit({**data, "response": self._response_view()})
+        self._send(build)
+
+    def _delta(self, data: dict[str, Any], kind: str) -> None:
         index = _index(data, "output_index")
         part = None if kind == "arguments" else _index(data, "content_index")
-        item = self._items.setdefault(index, {"type": "function_call" if kind == "arguments"
-                                              else "message"})
         if isinstance(data.get("item_id"), str):
-            item.setdefault("id", data["item_id"])
+            self._item_ids.setdefault(index, data["item_id"])
+        if index not in self._seen:  # deltas of an item never announced
+            self._seen.add(index)
+            self._announce(index, {"type": "function_call" if kind == "arguments" else "message",
+                                   **({"id": data["item_id"]} if isinstance(data.get("item_id"), str)
+                                      else {})})
         text = data.get("delta")
-        if not isinstance(text, str) or not text:
-            return b""
-        return await self._append(self._channel(index, kind, part), text)
+        if isinstance(text, str) and text:
+            self._append(index, kind, part, text)
 
-    async def _text_done(self, data: dict[str, Any], kind: str, field: str) -> bytes:
+    def _text_done(self, data: dict[str, Any], kind: str, field: str) -> None:
         index = _index(data, "output_index")
         key = (index, kind, None if kind == "arguments" else _index(data, "content_index"))
-        out = await self._release_key(key)
-        if self.stopped:
-            return out
-        done = {**data, field: self._released.get(key, "")}
-        if "logprobs" in done:
-            done["logprobs"] = []  # they repeat the tokens themselves: unchecked text
-        return out + self._emit(done)
+        self._final(key)
 
-    async def _item_added(self, data: dict[str, Any]) -> bytes:
+        def build() -> bytes:
+            done = {**data, field: self._released.get(key, "")}
+            if "logprobs" in done:
+                done["logprobs"] = []  # they repeat the tokens themselves: unchecked text
+            return self._emit(done)
+        self._send(build)
+
+    def _item_added(self, data: dict[str, Any]) -> None:
         index = _index(data, "output_index")
         item = data.get("item")
         if not isinstance(item, dict):
-            return b""
-        self._items[index] = _blank(item)
-        out = await self._absorb_item(index, item)
-        if self.stopped:
-            return out
-        return out + self._emit({**data, "item": self._item_view(index)})
+            return
+        self._seen.add(index)
+        if isinstance(item.get("id"), str):
+            self._item_ids[index] = item["id"]
+        self._absorb_item(index, item)
+        blank = _blank(item)
 
-    async def _part_added(self, data: dict[str, Any]) -> bytes:
+        def build() -> bytes:
+            self._output[index] = blank
+            return self._emit({**data, "item": self._item_view(index)})
+        self._send(build)
+
+    def _part_added(self, data: dict[str, Any]) -> None:
         index, part_index = _index(data, "output_index"), _index(data, "content_index")
         part = data.get("part")
         if not isinstance(part, dict):
-            return b""
-        item = self._items.setdefault(index, {"type": "message"})
-        content = item.setdefault("content", [])
-        while len(content) <= part_index:
-            content.append({})
-        content[part_index] = _blank_part(part)
-        out = bytearray()
+            return
+        self._seen.add(index)
         kind = _part_kind(part)
+        key = (index, kind, part_index)
         text = part.get("text" if kind == "content" else "refusal")
         if isinstance(text, str) and text:
-            out += await self._append(self._channel(index, kind, part_index), text)
-            if self.stopped:
-                return bytes(out)
-        key = (index, kind, part_index)
-        return bytes(out) + self._emit({**data, "part": self._part_view(key, part)})
+            self._append(*key, text)
+        blank = _blank_part(part)
 
-    async def _item_done(self, data: dict[str, Any]) -> bytes:
+        def build() -> bytes:
+            content = self._output.setdefault(index, {"type": "message"}).setdefault("content", [])
+            while len(content) <= part_index:
+                content.append({})
+            content[part_index] = blank
+            return self._emit({**data, "part": self._part_view(key, part)})
+        self._send(build)
+
+    def _part_done(self, data: dict[str, Any]) -> None:
+        index, part_index = _index(data, "output_index"), _index(data, "content_index")
+        key = (index, _part_kind(data.get("part")), part_index)
+        self._final(key)
+        self._send(lambda: self._emit({**data, "part": self._part_view(key, data.get("part"))}))
+
+    def _item_done(self, data: dict[str, Any]) -> None:
         index = _index(data, "output_index")
         item = data.get("item")
-        out = bytearray()
+        blank: dict[str, Any] | None = None
         if isinstance(item, dict):
+            self._seen.add(index)
+            self._absorb_item(index, item, only_unseen=True)
             blank = _blank(item)
-            known = self._items.get(index, {})
-            if "content" in known and "content" in blank:
-                # Keep parts we announced; take the upstream's statuses and ids.
-                blank["content"] = [known["content"][j] if j < len(known["content"]) else p
-                                    for j, p in enumerate(blank["content"])]
-            self._items[index] = blank
-            out += await self._absorb_item(index, item, only_unseen=True)
-        for channel in self._channels_of_item(index):
-            out += await self._release(channel, final=True)
-            channel.closed = True
-            if self.stopped:
-                return bytes(out)
-        return bytes(out) + self._emit({**data, "item": self._item_view(index)})
+        self._finals([c for c in self._channels.values() if c.choice == index])
 
-    async def _terminal(self, data: dict[str, Any]) -> bytes:
+        def build() -> bytes:
+            if blank is not None:
+                known = self._output.get(index, {})
+                if "content" in known and "content" in blank:
+                    # Keep parts we announced; take the upstream's statuses and ids.
+                    blank["content"] = [known["content"][j] if j < len(known["content"]) else p
+                                        for j, p in enumerate(blank["content"])]
+                self._output[index] = blank
+            return self._emit({**data, "item": self._item_view(index)})
+        self._send(build)
+
+    def _terminal(self, data: dict[str, Any]) -> None:
         response = data.get("response")
-        out = bytearray()
         if isinstance(response, dict):
             for index, item in enumerate(response.get("output") or []):
                 if isinstance(item, dict):
-                    if index not in self._items:
-                        self._items[index] = _blank(item)
-                    out += await self._absorb_item(index, item, only_unseen=True)
-                    if self.stopped:
-                        return bytes(out)
-            self._remember(response)
+                    self._absorb_item(index, item, only_unseen=True)
+            self._note_model(response)
             if response.get("usage"):
                 self.call.usage = usage_of(response) or self.call.usage
-        out += await self._release_all()
-        if self.stopped:
-            return bytes(out)
-        self._saw_done = True
-        self._done_sent = True  # a Responses stream ends with its terminal event, no [DONE]
-        return bytes(out) + self._emit({**data, "response": self._response_view()})
+        self._finals(list(self._channels.values()))
+        self._saw_done = True  # the end: nothing after it reaches the client
 
-    async def _absorb_item(self, index: int, item: dict[str, Any], *,
-                           only_unseen: bool = False) -> bytes:
+        def build() -> bytes:
+            if isinstance(response, dict):
+                for index, item in enumerate(response.get("output") or []):
+                    if isinstance(item, dict) and index not in self._output:
+                        self._output[index] = _blank(item)
+                self._remember(response)
+            return self._emit({**data, "response": self._response_view()})
+        self._send(build)
+
+    def _append(self, index: int, kind: str, part: int | None, text: str) -> None:
+        channel = self._channel(index, kind, part)
+        if not channel.closed:  # text for a part already ended is never released
+            channel.pending += text
+
+    def _final(self, key: ChannelKey) -> None:
+        channel = self._channels.get(key)
+        if channel is not None:
+            self._finals([channel])
+
+    def _absorb_item(self, index: int, item: dict[str, Any], *,
+                     only_unseen: bool = False) -> None:
         """Feed an item's own texts into its channels (upstreams that send whole items)."""
-        out = bytearray()
         for key, text in _item_texts(index, item):
-            if not text or (only_unseen and (key in self._channels or key in self._released)):
-                continue
-            out += await self._append(self._channel(*key), text)
-            if self.stopped:
-                break
-        return bytes(out)
+            if text and not (only_unseen and key in self._channels):
+                self._append(*key, text)
 
-    def _remember(self, response: Any) -> None:
-        if not isinstance(response, dict):
-            return
-        self._response = {k: v for k, v in response.items() if k != "output"}
-        if isinstance(response.get("model"), str) and self.call.model is None:
+    def _announce(self, index: int, item: dict[str, Any]) -> None:
+        def build() -> bytes:
+            self._output.setdefault(index, item)
+            return b""
+        self._send(build)
+
+    def _note_model(self, response: Any) -> None:
+        if isinstance(response, dict) and isinstance(response.get("model"), str) \
+                and self.call.model is None:
             self.call.model = response["model"]
 
-    # -- releasing -------------------------------------------------------------------------
+    def _remember(self, response: Any) -> None:
+        if isinstance(response, dict):
+            self._response = {k: v for k, v in response.items() if k != "output"}
 
-    async def _release(self, channel: _Channel, *, final: bool) -> bytes:
-        self._current = channel
-        return await super()._release(channel, final=final)
-
-    async def _release_key(self, key: ChannelKey) -> bytes:
-        channel = self._channels.get(key)
-        if channel is None or channel.closed:
-            return b""
-        out = await self._release(channel, final=True)
-        channel.closed = True
-        return out
-
-    async def _release_all(self) -> bytes:
-        out = bytearray()
-        for channel in list(self._channels.values()):
-            out += await self._release(channel, final=True)
-            if self.stopped:
-                break
-        return bytes(out)
-
-    def _channels_of_item(self, index: int) -> list[_Channel]:
-        return [c for c in self._channels.values() if c.choice == index and not c.closed]
-
-    # -- events out ------------------------------------------------------------------------
+    # -- events out (built in their turn: after everything before them is decided) -------
 
     def _emit(self, data: dict[str, Any]) -> bytes:
         data = {**data, "sequence_number": self._seq}
@@ -252,14 +264,14 @@ class ResponsesStreamGuard(StreamGuard):
     def error_event(self, message: str, code: str = "guard.upstream_stream_error") -> bytes:
         """A Responses ``error`` event that the OpenAI SDKs also raise as ``APIError``."""
         error = {"message": message, "type": "server_error", "param": None, "code": code}
-        self._done_sent = True  # the error ends the stream; a Responses stream has no [DONE]
         return self._emit({"type": "error", "code": code, "message": message, "param": None,
                            "error": error})
 
     def _text_chunk(self, channel: _Channel, text: str) -> bytes:
         key = (channel.choice, channel.kind, channel.tool_index)
         self._released[key] = self._released.get(key, "") + text
-        item_id = self._items.get(channel.choice, {}).get("id")
+        item_id = self._output.get(channel.choice, {}).get("id") or self._item_ids.get(
+            channel.choice)
         if channel.kind == "arguments":
             return self._emit({"type": "response.function_call_arguments.delta",
                                "item_id": item_id, "output_index": channel.choice,
@@ -273,15 +285,12 @@ class ResponsesStreamGuard(StreamGuard):
             event["logprobs"] = []
         return self._emit(event)
 
-    def _block_chunk(self, choice: int, message: str) -> bytes:
-        self._record()
-        self._done_sent = True
-        channel = self._current
+    def _block_chunk(self, channel: _Channel, message: str) -> bytes:
         out = b""
-        if channel is not None and channel.kind != "arguments" and channel.choice == choice:
+        if channel.kind != "arguments":
             out = self._text_chunk(channel, message)
         else:
-            self._withheld[choice] = message
+            self._withheld[channel.choice] = message
         response = self._response_view()
         mark_incomplete(response)
         for item in response["output"]:
@@ -291,10 +300,10 @@ class ResponsesStreamGuard(StreamGuard):
 
     def _response_view(self) -> dict[str, Any]:
         return {**copy.deepcopy(self._response),
-                "output": [self._item_view(i) for i in sorted(self._items)]}
+                "output": [self._item_view(i) for i in sorted(self._output)]}
 
     def _item_view(self, index: int) -> dict[str, Any]:
-        item = copy.deepcopy(self._items.get(index, {}))
+        item = copy.deepcopy(self._output.get(index, {}))
         if index in self._withheld:
             return withheld_item(item, self._withheld[index])
         if item.get("type") == "function_call":
@@ -316,6 +325,11 @@ class ResponsesStreamGuard(StreamGuard):
             view.setdefault("annotations", [])
         view["text" if kind == "content" else "refusal"] = self._released.get(key, "")
         return view
+
+
+def _kind(event: SSEEvent, data: dict[str, Any]) -> str | None:
+    kind = data.get("type")
+    return kind if isinstance(kind, str) else event.event
 
 
 def _index(data: dict[str, Any], name: str) -> int:

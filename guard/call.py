@@ -359,8 +359,8 @@ class Call:
 
     async def evaluate_rules(self, texts: Sequence[str]) -> RulesOutcome:
         """The output rules over ``texts`` (model text, placeholders not yet restored)."""
-        analysis = await self.analyze_output(texts)
-        with self._stage("rules"):
+        with self._stage("rules"):  # one stage (and span): the analysis and the matching
+            analysis = await self._analyze(texts)
             outcome = RulesOutcome(tuple(self.guard.rules.match(text, analysis.spans[i], analysis.moderation)
                                          for i, text in enumerate(texts)), analysis.moderation)
         self.note_output_entities(outcome.all_hits)
@@ -368,14 +368,17 @@ class Call:
 
     async def analyze_output(self, texts: Sequence[str]) -> Analysis:
         """PII detection and moderation for the output rules (the costly part of checking)."""
+        with self._stage("rules"):
+            return await self._analyze(texts)
+
+    async def _analyze(self, texts: Sequence[str]) -> Analysis:
         moderate = None
         if self.guard.output_moderator is not None:
             async def moderate(texts: Sequence[str]) -> ModerationVerdict:
                 with self._stage("moderation"):
                     return await self.guard.moderate_output(texts, self._moderation_key)
 
-        with self._stage("rules"):
-            return await self.guard.rules.analyze(texts, detect=self.guard.detect, moderate=moderate)
+        return await self.guard.rules.analyze(texts, detect=self.guard.detect, moderate=moderate)
 
     def note_output_entities(self, hits: Sequence[RuleHit]) -> None:
         """Count the PII kinds that output rules found (for the record's ``output_entities``)."""

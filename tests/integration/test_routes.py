@@ -22,14 +22,13 @@ from tests.support.sdk import records
 
 
 class FilesUpstream(FakeUpstream):
-    """A fake upstream that also answers ``/v1/files`` (to see what passes through)."""
+    """A fake upstream that also lists ``/v1/files`` (to see what passes through)."""
 
     def routes(self, prefix: str) -> list[Route]:
         return [*super().routes(prefix),
-                Route(f"{prefix}/files", self.files, methods=["GET", "POST"]),
-                Route(f"{prefix}/batches", self.files, methods=["POST"])]
+                Route(f"{prefix}/files", self.file_list, methods=["GET"])]
 
-    async def files(self, request: Request) -> Response:
+    async def file_list(self, request: Request) -> Response:
         await self.record(request)
         return JSONResponse({"object": "list", "data": []})
 
@@ -38,7 +37,7 @@ class FilesUpstream(FakeUpstream):
     ("GET", "/v1/responses/resp_123"),        # a stored answer: unchecked output
     ("POST", "/v1/responses/resp_123/cancel"),
     ("POST", "/v1/uploads"),
-    ("POST", "/v1/batches"),
+    ("POST", "/v1/batchesx"),                 # not a batch route
     ("POST", "/v1/completions"),
     ("POST", "/v1/filesystem"),               # not under the /v1/files prefix
 ])
@@ -69,7 +68,10 @@ def test_configured_pass_through_prefixes_are_forwarded_unguarded(make_guard: Gu
             batches = httpx2.post(f"{server.url}/v1/batches", json={})
     assert listed.status_code == 200 and listed.json() == {"object": "list", "data": []}
     assert [(r.method, r.path) for r in upstream.requests] == [("GET", "/v1/files")]
-    assert batches.status_code == 404
+    # /v1/batches is a guarded batch route, never passed through unchecked: without a
+    # batch key this proxy cannot check batch files, so it says so.
+    assert batches.status_code == 503
+    assert batches.json()["error"]["code"] == "guard.batch_key_missing"
     assert records(guard, sink, at_least=0) == []
 
 

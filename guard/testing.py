@@ -5,7 +5,8 @@
 - :class:`FakeUpstream` is an OpenAI-compatible upstream that records every request it
   receives and can be told to fail; with ``moderation_triggers`` it also answers
   ``/v1/moderations``. It keeps uploaded files and runs batches (``/v1/files``,
-  ``/v1/batches``): retrieving a batch completes it, answering each line with ``reply``.
+  ``/v1/batches``): retrieving a batch completes it, answering each line as its url's
+  route would.
 - :class:`~guard.audit.MemorySink` (in ``guard.audit``) collects audit records in memory.
 
 Example::
@@ -142,7 +143,8 @@ class FakeUpstream(OfflineUpstream):
     Files and batches: ``files`` (id → :class:`StoredFile`) holds what was uploaded exactly
     as received; ``batches`` (id → batch object). A batch is ``validating`` when created and
     ``completed`` from its first retrieval on, with an output file whose lines answer each
-    chat line of the input with ``reply`` (other urls go to an error file).
+    line of the input by its url: chat with ``reply``, responses with ``response_reply``,
+    embeddings with offline vectors (other urls go to an error file).
 
     Streaming (``stream: true``, chat or responses): the reply is sent as chunks (or
     text deltas) of ``stream_chunk_chars``
@@ -410,16 +412,24 @@ class FakeUpstream(OfflineUpstream):
             self._run_batch(batch)
         return JSONResponse(batch)
 
+    @property
+    def _batch_answers(self) -> dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]]:
+        """How a batch answers a line, by its url (the switches as they are when it runs)."""
+        return {"/v1/chat/completions": self.reply, "/v1/responses": self.response_reply,
+                "/v1/embeddings": offline_embeddings}
+
     def _run_batch(self, batch: dict[str, Any]) -> None:
         """Answer every line of the input file, as the Batch API would hours later."""
         output: list[str] = []
         errors: list[str] = []
         lines = self.files[batch["input_file_id"]].content.decode().splitlines()
+        answers = self._batch_answers
         for n, line in enumerate(filter(str.strip, lines), start=1):
             item = json.loads(line)
-            if item.get("url") == "/v1/chat/completions":
+            answer = answers.get(item.get("url"))
+            if answer is not None:
                 response = {"status_code": 200, "request_id": f"req_fake{n}",
-                            "body": self.reply(item["body"])}
+                            "body": answer(item["body"])}
                 output.append(json.dumps({"id": f"batch_req_{n}", "custom_id": item["custom_id"],
                                           "response": response, "error": None}))
             else:

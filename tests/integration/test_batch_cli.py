@@ -13,8 +13,9 @@ from typing import Any
 
 from openai import OpenAI
 
+from guard.offline import offline_embeddings
 from guard.testing import FakeUpstream
-from tests.support.batch import SSN, batch_case, echo
+from tests.support.batch import SSN, batch_case, echo, response_echo
 from tests.support.sdk import assert_no_pii
 
 GUARD = shutil.which("guard", path=str(Path(sys.executable).parent)) or "guard"
@@ -60,14 +61,27 @@ def test_thousand_line_batch_round_trip_through_the_cli(tmp_path: Path) -> None:
         (tmp_path / "results.jsonl").write_bytes(client.files.content(output).content)
         received = upstream.files[uploaded.id].content.decode()
 
+    sent = {line["custom_id"]: line for line in map(json.loads, received.splitlines())}
+    assert set(sent) == case.answered, "withheld lines are not uploaded"
+    assert {sent[c]["url"] for c in case.responses} == {"/v1/responses"}
+    upstream_results = {r["custom_id"]: r for r in read_jsonl(tmp_path / "results.jsonl")}
+    assert set(upstream_results) == case.answered
+
     restored = guard_batch("restore", "results.jsonl", "--maps", "upload.maps",
                            "-o", "answers.jsonl", cwd=tmp_path)
     assert restored.returncode == 0, restored.stderr
     answers = {a["custom_id"]: a for a in read_jsonl(tmp_path / "answers.jsonl")}
-    assert set(answers) == set(case.texts) | set(case.blocked)
+    assert set(answers) == case.answered | set(case.blocked)
     for custom_id, text in case.texts.items():
         assert answers[custom_id]["response"]["body"]["choices"][0]["message"]["content"] == \
             echo(text)
+    for custom_id, text in case.responses.items():
+        (item,) = answers[custom_id]["response"]["body"]["output"]
+        assert item["content"][0]["text"] == response_echo(text)
+    for custom_id in case.embeddings:  # vectors of the redacted texts, passed on untouched
+        body = answers[custom_id]["response"]["body"]
+        assert body == upstream_results[custom_id]["response"]["body"]
+        assert body == offline_embeddings(sent[custom_id]["body"])
     for custom_id, code in case.blocked.items():
         assert answers[custom_id]["error"]["code"] == code
 
@@ -86,7 +100,8 @@ def test_thousand_line_batch_round_trip_through_the_cli(tmp_path: Path) -> None:
                                    "line": row["line"]}
         assert record["decision"] == row["decision"]
     results = [r for r in records if r["batch"]["phase"] == "result"]
-    assert len(results) == len(case.texts)
+    assert len(results) == len(case.answered)
+    assert all(r["decision"] == "allow" for r in results)
 
 
 def test_without_a_key_redact_refuses_and_writes_nothing(tmp_path: Path) -> None:

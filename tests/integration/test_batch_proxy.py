@@ -13,7 +13,7 @@ from openai import OpenAI
 from guard.proxy import create_app
 from guard.testing import FakeUpstream, LoopbackServer
 from tests.integration.conftest import ProxyFactory
-from tests.support.batch import SSN, batch_case, echo
+from tests.support.batch import SSN, UNSUPPORTED_URL, batch_case, echo, response_echo
 from tests.support.sdk import assert_no_pii, records, reply_with
 
 KEY = "batch-key-for-tests-0123456789"
@@ -47,8 +47,12 @@ def test_thousand_line_batch_is_redacted_on_upload_and_restored_on_download(
     uploaded = client.files.create(file=("requests.jsonl", jsonl(case.lines)), purpose="batch")
     received = upstream.files[uploaded.id].content.decode()
     assert_no_pii(received, values=case.pii)
-    assert set(by_custom_id(received)) == set(case.texts), "withheld lines are not uploaded"
+    sent = by_custom_id(received)
+    assert set(sent) == case.answered, "withheld lines are not uploaded"
+    assert UNSUPPORTED_URL not in received
     assert "<EMAIL_ADDRESS_1>" in received and "<PHONE_NUMBER_1>" in received
+    for custom_id in case.responses:
+        assert "<EMAIL_ADDRESS_1>" in json.dumps(sent[custom_id]["body"]["input"])
 
     batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
                                   completion_window="24h")
@@ -56,11 +60,19 @@ def test_thousand_line_batch_is_redacted_on_upload_and_restored_on_download(
     assert done.status == "completed" and done.output_file_id is not None
     assert_no_pii(upstream.files[done.output_file_id].content.decode(), values=case.pii)
 
+    upstream_results = by_custom_id(upstream.files[done.output_file_id].content.decode())
     results = by_custom_id(client.files.content(done.output_file_id).text)
-    assert set(results) == set(case.texts) | set(case.blocked), "no custom_id goes missing"
+    assert set(results) == case.answered | set(case.blocked), "no custom_id goes missing"
     for custom_id, text in case.texts.items():
         answer = results[custom_id]["response"]["body"]["choices"][0]["message"]["content"]
         assert answer == echo(text)
+    for custom_id, text in case.responses.items():
+        (item,) = results[custom_id]["response"]["body"]["output"]
+        assert item["content"][0]["text"] == response_echo(text)
+    for custom_id in case.embeddings:  # vectors carry no text: nothing restored into them
+        body = results[custom_id]["response"]["body"]
+        assert body == upstream_results[custom_id]["response"]["body"]
+        assert [d["index"] for d in body["data"]] == [0, 1]
     for custom_id, code in case.blocked.items():
         assert results[custom_id]["response"] is None
         assert results[custom_id]["error"]["code"] == code
@@ -70,14 +82,14 @@ def test_thousand_line_batch_is_redacted_on_upload_and_restored_on_download(
     assert not any(value.encode() in raw_maps for value in case.pii)
     assert maps_file.stat().st_mode & 0o077 == 0
 
-    trail = records(guard, sink, at_least=len(case.lines) + len(case.texts))
+    trail = records(guard, sink, at_least=len(case.lines) + len(case.answered))
     assert_no_pii(trail, values=case.pii)
     requests = [r for r in trail if r.get("batch", {}).get("phase") == "request"]
     answers = [r for r in trail if r.get("batch", {}).get("phase") == "result"]
     assert sorted(r["batch"]["line"] for r in requests) == list(range(1, 1001))
     assert {r["batch"]["input_file"] for r in requests} == {uploaded.id}
     assert len({r["batch"]["ref"] for r in requests + answers}) == 1
-    assert len(answers) == len(case.texts)
+    assert len(answers) == len(case.answered)
     assert {(r["batch"]["input_file"], r["batch"]["output_file"], r["batch"]["batch_id"])
             for r in answers} == {(uploaded.id, done.output_file_id, batch.id)}
     by_line = {r["batch"]["line"]: r for r in requests}

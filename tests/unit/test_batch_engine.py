@@ -53,3 +53,81 @@ async def test_error_results_pass_on_and_unknown_custom_ids_are_refused(
     stranger = json.dumps({"custom_id": "zzz", "response": None, "error": {"code": "x"}})
     with pytest.raises(BatchFileError, match="line 1: its custom_id is not in the maps of batch"):
         await restore_results(guard, parse_results([stranger]), outcome.maps)
+
+
+def result(custom_id: str, body: object) -> str:
+    return json.dumps({"custom_id": custom_id, "response": {"status_code": 200, "body": body},
+                       "error": None})
+
+
+async def test_each_line_is_checked_in_its_urls_format_and_other_urls_are_withheld(
+        make_guard: GuardFactory) -> None:
+    guard, sink = make_guard()
+    lines = [
+        request("resp", {"model": "m", "instructions": "Mail ann@example.com",
+                         "input": [{"role": "user", "content": "I'm Maria Gonzalez"}]},
+                "/v1/responses"),
+        request("emb", {"model": "e", "input": ["Mail ann@example.com"]}, "/v1/embeddings"),
+        request("tokens", {"model": "e", "input": [[12, 34]]}, "/v1/embeddings"),
+        request("chat-shaped", {"messages": [{"role": "user", "content": "hi"}]},
+                "/v1/responses"),
+        request("legacy", {"model": "m", "prompt": "Mail ann@example.com"}, "/v1/completions"),
+    ]
+    outcome = await redact_batch(guard, parse_requests(lines))
+    outcome.finish()
+    guard.audit_writer.flush()
+    sent = {json.loads(line)["custom_id"]: json.loads(line)["body"] for line in outcome.lines}
+    assert set(sent) == {"resp", "emb"}
+    assert sent["resp"]["instructions"] == "Mail <EMAIL_ADDRESS_1>"
+    assert sent["resp"]["input"][0]["content"] == "I'm <PERSON_1>"
+    assert "ann@example.com" not in json.dumps(sent["emb"])  # masked (pii.embeddings)
+    reports = {r.custom_id: r for r in outcome.reports}
+    assert (reports["resp"].decision, reports["emb"].decision) == ("redact", "redact")
+    assert reports["tokens"].code == "guard.unscannable_input"
+    assert reports["chat-shaped"].code == "guard.invalid_line"
+    assert reports["chat-shaped"].reason is not None
+    assert reports["chat-shaped"].reason.startswith("The body is not a Responses API request: ")
+    assert reports["legacy"].code == "guard.unsupported_url"
+    assert reports["legacy"].reason is not None and "/v1/responses" in reports["legacy"].reason
+    assert outcome.maps.lines["legacy"].withheld is not None
+    assert "ann@example.com" not in json.dumps(sink.records)
+    assert {r["route"] for r in sink.records} >= {"/v1/responses", "/v1/embeddings",
+                                                   "/v1/completions"}
+
+
+async def test_responses_results_are_checked_and_restored_and_vectors_left_alone(
+        make_guard: GuardFactory) -> None:
+    guard, _ = make_guard("version: 1\nname: t\nmoderation: {input: null}\n"
+                          "pii: {embeddings: pseudonymize}\n"
+                          "output:\n  rules:\n    - id: no-cards\n      when: {pii: [CREDIT_CARD]}\n"
+                          "      action: block\n      message: Withheld.\n")
+    outcome = await redact_batch(guard, parse_requests([
+        request("ok", {"model": "m", "input": "Mail ann@example.com"}, "/v1/responses"),
+        request("card", {"model": "m", "input": "Mail ann@example.com"}, "/v1/responses"),
+        request("emb", {"model": "e", "input": "Mail ann@example.com"}, "/v1/embeddings"),
+    ]))
+    outcome.finish()
+    assert outcome.maps.lines["emb"].placeholders == {"<EMAIL_ADDRESS_1>": "ann@example.com"}
+
+    def answer(text: str) -> dict[str, object]:
+        return {"object": "response", "status": "completed", "output": [
+            {"id": "msg_1", "type": "message", "role": "assistant", "status": "completed",
+             "content": [{"type": "output_text", "text": text, "annotations": []}]}]}
+
+    vectors = {"object": "list", "model": "e", "usage": {"prompt_tokens": 3, "total_tokens": 3},
+               "data": [{"object": "embedding", "index": 0, "embedding": "<EMAIL_ADDRESS_1>"}]}
+    restored = await restore_results(guard, parse_results([
+        result("ok", answer("Sent to <EMAIL_ADDRESS_1>.")),
+        result("card", answer("Use card 4111 1111 1111 1111.")),
+        result("emb", vectors)]), outcome.maps)
+    bodies = {json.loads(line)["custom_id"]: json.loads(line)["response"]["body"]
+              for line in restored.lines}
+    assert bodies["ok"]["output"][0]["content"][0]["text"] == "Sent to ann@example.com."
+    blocked = bodies["card"]
+    assert blocked["status"] == "incomplete"
+    assert blocked["incomplete_details"] == {"reason": "content_filter"}
+    assert blocked["output"][0]["content"][0]["text"] == "Withheld."
+    assert bodies["emb"] == vectors, "nothing is restored into an embeddings result"
+    reports = {r.custom_id: r for r in restored.reports}
+    assert (reports["ok"].decision, reports["card"].decision, reports["emb"].decision) == \
+        ("allow", "block", "allow")

@@ -29,7 +29,6 @@ from guard.errors import WireFormatError
 from guard.ops.tracing import client_trace_context, upstream_done
 from guard.stream import StreamGuard
 from guard.wire.jsonbody import parse_json_object
-from guard.wire.sse import DONE
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -111,7 +110,7 @@ class _StreamRelay:
         try:
             async for out in self.stream.releases():
                 await self.send({"type": "http.response.body", "body": out, "more_body": True})
-                if out.endswith(DONE):  # the last event out: a client may hang up from here on
+                if self.stream.delivered:  # the last event out: a client may hang up from here on
                     self.sent_all = True
                     self.stop_app()  # the upstream may keep its body open: stop reading it
             await self.send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -153,6 +153,9 @@ class StreamGuard:
         self._saw_error = False
         self._recorded = False
         self.stopped = False
+        self.delivered = False
+        """The stream's last event (``[DONE]``, a Responses terminal event) was handed out:
+        a client that hangs up from then on did not disconnect early."""
 
     # -- pull: one call per upstream read ----------------------------------------------
 
@@ -272,6 +275,8 @@ class StreamGuard:
             if item is self._stop_task or item is self._end_task:
                 self._output_ended = True
                 self._cancel_rest()
+        if self._saw_done and data and all(i is self._end_task for i in self._items):
+            self.delivered = True  # nothing follows the end but the record
         return data
 
     def _tasks_in_items(self) -> Iterable[asyncio.Task[bytes]]:

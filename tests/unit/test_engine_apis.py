@@ -3,6 +3,7 @@ PII actions, the images policy, and Responses streams checked like chat streams.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -216,3 +217,26 @@ async def test_monitor_mode_passes_a_responses_stream_unaltered_and_records_the_
     (record,) = sink.records
     assert record["mode"] == "monitor" and record["decision"] == "block"
     assert record["status"] == "ok"
+
+
+async def test_a_responses_stream_is_delivered_with_its_terminal_event(
+        make_guard: GuardFactory) -> None:
+    """No [DONE] in a Responses stream: once response.completed is out, a client that hangs
+    up (or a middleware that stops reading an upstream that keeps its body open) does not
+    cut the answer short."""
+    guard, sink = make_guard(STREAM_RULES)
+    raw = b"".join(typed_sse_lines(response_events(offline_response({"input": "hello"}))))
+    async with guard.call(route="/v1/responses") as call:
+        await call.check_request({"model": "gpt-4o-mini", "stream": True, "input": "hello"})
+        stream = call.stream_guard()
+        await stream.ingest(raw)  # the upstream body stays open: no end_input yet
+        out = bytearray()
+        releases = stream.releases()
+        while not stream.delivered:
+            out += await asyncio.wait_for(anext(releases), 30)  # never hang on a regression
+        assert _events(bytes(out))[-1]["type"] == "response.completed"
+        stream.end_input()
+        assert [data async for data in releases] == []
+        await stream.aclose()
+    guard.close()
+    assert sink.records[0]["status"] == "ok" and sink.records[0]["truncated"] is False

@@ -243,13 +243,32 @@ def typed_sse_lines(events: list[dict[str, Any]]) -> list[bytes]:
     return [f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events]
 
 
+MAX_DIMENSIONS = 3072
+"""The most ``dimensions`` an OpenAI embeddings model gives (``text-embedding-3-large``)."""
+
+
+def embeddings_problem(body: Any) -> str | None:
+    """Why the API would refuse this embeddings request (400), or ``None``.
+
+    ``dimensions`` is bounded as the models bound it: a request for millions of dimensions
+    must not make the offline model build a vector that size.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("input"), str | list):
+        return "'input' is required."
+    asked = body.get("dimensions")
+    if asked is not None and (not isinstance(asked, int) or isinstance(asked, bool)
+                              or not 1 <= asked <= MAX_DIMENSIONS):
+        return f"'dimensions' must be an integer from 1 to {MAX_DIMENSIONS}."
+    return None
+
+
 def offline_embeddings(body: Mapping[str, Any]) -> dict[str, Any]:
     """Deterministic vectors (from a hash of each text) in the embeddings response shape;
     ``encoding_format: base64`` gives little-endian float32 as the API does."""
     data = body.get("input")
     texts = [data] if isinstance(data, str) else [str(x) for x in data or []]
     asked = body.get("dimensions")
-    dimensions = asked if isinstance(asked, int) and asked > 0 else 8
+    dimensions = asked if isinstance(asked, int) and 0 < asked <= MAX_DIMENSIONS else 8
     items = []
     for index, text in enumerate(texts):
         digest = hashlib.sha256(text.encode()).digest() * (dimensions // 32 + 1)
@@ -325,8 +344,9 @@ class OfflineUpstream:
 
     async def embeddings(self, request: Request) -> Response:
         body = await self.record(request)
-        if not isinstance(body, dict) or not isinstance(body.get("input"), str | list):
-            return openai_error(400, "'input' is required.")
+        problem = embeddings_problem(body)
+        if problem is not None:
+            return openai_error(400, problem)
         return JSONResponse(offline_embeddings(body))
 
     async def models(self, request: Request) -> Response:

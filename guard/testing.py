@@ -39,6 +39,7 @@ from guard.moderation import CATEGORIES as _CATEGORIES
 from guard.offline import (
     OfflineUpstream,
     ReceivedRequest,
+    embeddings_problem,
     offline_embeddings,
     offline_reply,
     offline_response,
@@ -245,8 +246,9 @@ class FakeUpstream(OfflineUpstream):
         failure = await self._failure()
         if failure is not None:
             return failure
-        if not isinstance(body, dict) or not isinstance(body.get("input"), str | list):
-            return openai_error(400, "'input' is required.")
+        problem = embeddings_problem(body)
+        if problem is not None:
+            return openai_error(400, problem)
         return JSONResponse(offline_embeddings(body))
 
     async def chat_completions(self, request: Request) -> Response:

@@ -5,11 +5,12 @@ as it appears in ``openapi.yaml`` (read from the subset in ``tests/data/openapi`
 generator understands the keywords the spec uses for requests — ``$ref``, ``allOf``,
 ``anyOf``/``oneOf``, ``type`` (also lists), ``nullable``, ``enum``/``const``, ``properties``
 /``required``/``additionalProperties``, ``items``/``minItems``/``maxItems``, numeric bounds,
-string lengths — and keeps sizes small: arrays of at most three items, optional properties
-drawn as a random subset, recursion cut at a fixed depth by taking the shortest valid form.
+string lengths, ``format: uri`` — and keeps sizes small: arrays of at most three items,
+optional properties drawn as a random subset, recursion cut at a fixed depth by taking the
+shortest valid form.
 
-It is written for any request schema; the fuzz tests use it for chat completions now and for
-``CreateResponse`` and ``CreateEmbeddingRequest`` once the proxy serves those routes.
+It is written for any request schema; the fuzz tests use it for chat completions,
+``CreateResponse`` and ``CreateEmbeddingRequest``.
 """
 
 from __future__ import annotations
@@ -134,7 +135,19 @@ def _bound(schema: dict[str, Any], key: str, default: float) -> Any:
     return value if isinstance(value, int | float) and math.isfinite(value) else default
 
 
+# ``format: uri`` (image, file and server urls): http(s) URLs, and the data URLs the API
+# also takes for images. Any string would not be valid against the schema, and Guard refuses
+# an image url that is neither, as OpenAI does.
+URI = st.one_of(
+    st.builds("https://{}/{}".format, st.sampled_from(["example.com", "cdn.example.org"]),
+              st.from_regex(r"[a-z0-9_.-]{0,16}", fullmatch=True)),
+    st.sampled_from(["data:image/png;base64,iVBORw0KGgo=", "data:image/jpeg;base64,/9j/4AAQ"]),
+)
+
+
 def _string(schema: dict[str, Any]) -> st.SearchStrategy[str]:
+    if schema.get("format") == "uri":
+        return URI
     low = int(schema.get("minLength", 0))
     high = min(int(schema.get("maxLength", 60)), max(low, 60))
     if "pattern" in schema:

@@ -51,7 +51,7 @@ def _refuse(call: Call, code: str, message: str) -> LineVerdict:
 
 def _unsupported(call: Call, url: str) -> LineVerdict:
     return _refuse(call, UNSUPPORTED_CODE,
-                   f"Guard cannot check {url} lines yet, so this line was withheld; "
+                   f"Guard cannot check {url} lines, so this line was withheld; "
                    f"supported: {', '.join(sorted(CHECKED_URLS))}.")
 
 

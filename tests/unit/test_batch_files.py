@@ -21,7 +21,7 @@ KEY = "a-passphrase-long-enough"
 def test_maps_round_trip_encrypted_and_values_never_in_the_bytes(tmp_path: Path) -> None:
     maps = BatchMaps("gb_1", {"name": "default", "sha256": "ab"}, {
         "r1": LineMaps(1, "/v1/chat/completions", {"<PERSON_1>": "Maria Gonzalez"}),
-        "r2": LineMaps(2, "/v1/embeddings", {}, ("guard.unsupported_url", "withheld")),
+        "r2": LineMaps(2, "/v1/completions", {}, ("guard.unsupported_url", "withheld")),
     })
     path = tmp_path / "m.maps"
     maps.save(path, KEY)

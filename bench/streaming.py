@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,22 +37,10 @@ from typing import Any
 
 import httpx2
 import yaml
+from harness import free_port, rss_mb
 
 BODY = {"model": "gpt-4o-mini", "stream": True, "messages": [
     {"role": "user", "content": "Write a long answer for Maria Gonzalez (maria@example.org)."}]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class Withheld(Exception):

@@ -5,7 +5,8 @@ and places almost only where a word is capitalised: on the presidio-research syn
 every PERSON/LOCATION entity it returned lay within four tokens of such a word. So NER runs
 on windows of :data:`RADIUS` tokens either side of each *candidate* word — one with a
 capital letter ("Smith", "ex-Zombie", "IBM"), unless it starts a sentence and is a common
-function word ("The"; "Please" is still a candidate) — and not at all on a text without one.
+function word ("The"; "Please" is still a candidate), the pronoun "I", or — when dates are
+not wanted — a day of the week; and not at all on a text without one.
 A text typed with no capital letter at all is read whole: its case says nothing, and the
 model still finds some names in it. The model reads at
 most four tokens either side of a word (four convolution layers of width one), so within a
@@ -24,14 +25,19 @@ from spacy.tokens import Doc
 
 RADIUS = 4
 _SENTENCE_ENDS = frozenset({".", "!", "?", ":", ";", "…"})
+_WEEKDAYS = frozenset({"monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
+                       "sunday", "mon", "tue", "tues", "wed", "thu", "thur", "thurs", "fri",
+                       "sat", "sun"})
+"""Capitalised, but never a name or a place; NER reads them only for dates."""
 _STRIP = "\"'()[]{}<>*_#-,\u201c\u201d\u2018\u2019\u2013\u2014"  # and curly quotes, dashes
 
 
 def candidate_windows(
-    text: str, doc: Doc, function_words: Collection[str], radius: int = RADIUS
+    text: str, doc: Doc, function_words: Collection[str], radius: int = RADIUS, *,
+    dates: bool = True,
 ) -> list[tuple[int, int]]:
     """Character ranges ``(start, end)`` of ``text`` (tokenized as ``doc``) that NER should
-    read, in order, disjoint."""
+    read, in order, disjoint. ``dates=False``: days of the week are not candidates."""
     if text.islower() or not any(c.isupper() for c in text):
         # Typed without capitals: case says nothing, and the model still finds names.
         return [(0, len(text))] if text.strip() else []
@@ -44,7 +50,9 @@ def candidate_windows(
                 sentence_start = True
             continue
         word = token.text.strip(_STRIP)
-        if _has_capital(word) and not (sentence_start and word.lower() in function_words):
+        if (_has_capital(word) and word != "I"
+                and not (sentence_start and word.lower() in function_words)
+                and (dates or word.lower() not in _WEEKDAYS)):
             first, final = max(token.i - radius, 0), min(token.i + radius, last)
             start, end = doc[first].idx, doc[final].idx + len(doc[final].text)
             if ranges and start <= ranges[-1][1] + 1:

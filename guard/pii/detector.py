@@ -171,7 +171,8 @@ class PiiDetector:
         """Spans of each (normalised) text, offsets into it: NER batched, then the recognizers.
 
         The unit of work of a :class:`~guard.pii.pool.PiecePool` worker."""
-        artifacts = self._nlp.process_many(texts, with_ner=not wanted.isdisjoint(NER_ENTITIES))
+        artifacts = self._nlp.process_many(texts, with_ner=not wanted.isdisjoint(NER_ENTITIES),
+                                           dates="DATE_TIME" in wanted)
         return [
             self._analyze_segment(text, nlp_artifacts, wanted, min_score)
             for text, nlp_artifacts in zip(texts, artifacts, strict=True)

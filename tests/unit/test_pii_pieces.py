@@ -35,6 +35,14 @@ def test_a_sentence_starting_function_word_is_not_a_candidate_but_other_capitals
     assert [w for w in windows("an ex-Zombie song") if "Zombie song" in w]
 
 
+def test_the_pronoun_i_and_weekdays_are_not_candidates_unless_dates_are_wanted() -> None:
+    text = "so then I said we could meet on Friday at noon"
+    assert windows(text) == ["on Friday at"]
+    doc = spacy.blank("en")(text)
+    assert candidate_windows(text, doc, FUNCTION_WORDS, radius=1, dates=False) == []
+    assert windows("later I met Ahmed") == ["met Ahmed"]
+
+
 def test_a_text_without_any_capital_is_read_whole() -> None:
     assert windows("call me jane doe") == ["call me jane doe"]
     assert windows("   ") == []

@@ -77,7 +77,9 @@ class PiecePool:
         return out
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        # Waiting (for idle workers, a few milliseconds) lets the executor close its pipes
+        # itself; left to the interpreter's exit, its wake-up could write to a closed pipe.
+        self._executor.shutdown(wait=True, cancel_futures=True)
 
 
 def balance(sizes: Sequence[int], bins: int) -> list[list[int]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import openai
 import pytest
 
 from guard import Guard, MemorySink
@@ -13,6 +14,7 @@ from guard.testing import FakeUpstream, LoopbackServer
 from tests.conftest import GuardFactory
 
 ProxyFactory = Callable[..., tuple[str, Guard, MemorySink]]
+ClientFactory = Callable[[str], openai.OpenAI]
 
 
 @pytest.fixture
@@ -42,3 +44,18 @@ def proxy(make_guard: GuardFactory, upstream: FakeUpstream) -> Iterator[ProxyFac
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def openai_client() -> Iterator[ClientFactory]:
+    """``openai_client(base_url) -> openai.OpenAI``: the official SDK, no retries, a 30 s
+    timeout; every client it made is closed when the test ends."""
+    clients: list[openai.OpenAI] = []
+
+    def make(base_url: str) -> openai.OpenAI:
+        clients.append(openai.OpenAI(base_url=base_url, api_key="k", max_retries=0, timeout=30))
+        return clients[-1]
+
+    yield make
+    while clients:
+        clients.pop().close()

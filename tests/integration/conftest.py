@@ -25,16 +25,19 @@ def upstream() -> Iterator[FakeUpstream]:
 
 @pytest.fixture
 def proxy(make_guard: GuardFactory, upstream: FakeUpstream) -> Iterator[ProxyFactory]:
-    """``proxy(policy_yaml=None, **create_app_kwargs) -> (base_url, guard, sink)``.
+    """``proxy(policy_yaml=None, settings=None, **create_app_kwargs) -> (base_url, guard, sink)``.
 
-    Moderation goes to the fake upstream's ``/moderations``; the server runs its lifespan,
-    so the forwarder's connections close with it.
+    Moderation goes to the fake upstream's ``/moderations``; ``settings`` are more guard
+    settings (``{"max_text_chars": 1000}``), over those defaults. The server runs its
+    lifespan, so the forwarder's connections close with it.
     """
     servers: list[LoopbackServer] = []
 
-    def start(yaml_text: str | None = None, **kwargs: Any) -> tuple[str, Guard, MemorySink]:
-        guard, sink = make_guard(yaml_text, moderation_provider=None,
-                                 upstream_url=upstream.base_url)
+    def start(yaml_text: str | None = None, settings: dict[str, Any] | None = None,
+              **kwargs: Any) -> tuple[str, Guard, MemorySink]:
+        guard, sink = make_guard(yaml_text, **{"moderation_provider": None,
+                                               "upstream_url": upstream.base_url,
+                                               **(settings or {})})
         kwargs.setdefault("upstream_url", upstream.base_url)
         server = LoopbackServer(create_app(guard, **kwargs), lifespan="on")
         server.start()

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from guard.entities import DEFAULT_ENTITIES, KNOWN_ENTITIES, NER_BACKED
 from guard.errors import PolicyError
+from guard.moderation.base import CATEGORIES as MODERATION_CATEGORIES
 
 PiiAction = Literal["pseudonymize", "mask", "block", "allow"]
 EmbeddingsPiiAction = Literal["mask", "pseudonymize", "block"]
@@ -26,21 +27,6 @@ ImagesAction = Literal["allow", "moderate", "block"]
 DEFAULT_MAX_IMAGE_BYTES = 4 * 1024 * 1024
 RuleAction = Literal["block", "redact", "warn"]
 
-MODERATION_CATEGORIES: tuple[str, ...] = (
-    "harassment",
-    "harassment/threatening",
-    "hate",
-    "hate/threatening",
-    "illicit",
-    "illicit/violent",
-    "self-harm",
-    "self-harm/intent",
-    "self-harm/instructions",
-    "sexual",
-    "sexual/minors",
-    "violence",
-    "violence/graphic",
-)
 MODERATION_PROVIDERS: tuple[str, ...] = ("openai", "local", "none")
 
 

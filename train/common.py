@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score
+from sklearn.model_selection import StratifiedGroupKFold
 
 from guard.moderation.linear import FeatureSpec, words
 
@@ -118,6 +119,18 @@ def near_duplicate_groups(texts: Sequence[str], *, jaccard: float = 0.5,
     return np.array([ids[r] for r in roots], dtype=np.int64)
 
 
+def grouped_folds(texts: Sequence[str], strata: Sequence[str], k: int,
+                  seed: int = SEED) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """A fold number per text (0..k-1), stratified by ``strata``, and the near-duplicate
+    groups it kept whole: no group is split between folds."""
+    groups = near_duplicate_groups(texts)
+    folds = np.zeros(len(texts), dtype=np.int64)
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    for fold, (_, test) in enumerate(splitter.split(np.zeros(len(texts)), strata, groups)):
+        folds[test] = fold
+    return folds, groups
+
+
 # -- features ---------------------------------------------------------------------------------
 
 
@@ -141,6 +154,14 @@ def hashed_matrix(spec: FeatureSpec, token_lists: Iterable[Sequence[str]]) -> sp
 
 def tokenize_all(texts: Sequence[str]) -> list[list[str]]:
     return [words(t) for t in texts]
+
+
+def max_by_owner(z: NDArray[np.float64], owner: NDArray[np.int64], n: int) -> NDArray[np.float64]:
+    """Per text (and head, when ``z`` has a column per head), the highest score over the
+    text's windows; ``owner`` is the text of each window, ``n`` the number of texts."""
+    out = np.full((n, *z.shape[1:]), -np.inf)
+    np.maximum.at(out, owner, z)
+    return out
 
 
 # -- heads ------------------------------------------------------------------------------------
@@ -189,11 +210,16 @@ def best_f1_threshold(y: NDArray[np.int64], z: NDArray[np.float64]) -> tuple[flo
     return float((zs[k] + nxt) / 2), float(f1[k])
 
 
+def sigmoid(z: NDArray[np.float64]) -> NDArray[np.float64]:
+    result: NDArray[np.float64] = 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+    return result
+
+
 def fit_slope(y: NDArray[np.int64], z: NDArray[np.float64], offset: float) -> float:
     """The slope ``a`` that makes ``sigmoid(a * (z - offset))`` best calibrated (log loss)."""
     best, best_loss = 1.0, float("inf")
     for a in np.exp(np.linspace(np.log(0.05), np.log(20.0), 241)):
-        p = 1.0 / (1.0 + np.exp(-np.clip(a * (z - offset), -60, 60)))
+        p = sigmoid(a * (z - offset))
         p = np.clip(p, 1e-9, 1 - 1e-9)
         loss = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
         if loss < best_loss:

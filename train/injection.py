@@ -29,7 +29,6 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedGroupKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -44,11 +43,13 @@ from train.common import (
     fit_head,
     fit_slope,
     fmt,
+    grouped_folds,
     hashed_matrix,
+    max_by_owner,
     metrics,
-    near_duplicate_groups,
     read_jsonl,
     read_sections,
+    sigmoid,
     table,
     tokenize_all,
 )
@@ -73,12 +74,6 @@ def window_matrix(spec: FeatureSpec, tokens: list[list[str]], rows: NDArray[np.i
             pieces.append(tokens[i][start:end])
             owner.append(int(i))
     return hashed_matrix(spec, pieces), np.array(owner, dtype=np.int64)
-
-
-def max_by_owner(z: NDArray[np.float64], owner: NDArray[np.int64], n: int) -> NDArray[np.float64]:
-    out = np.full(n, -np.inf)
-    np.maximum.at(out, owner, z)
-    return out
 
 
 def fit_windows(x: sparse.csr_matrix, owner: NDArray[np.int64], y: NDArray[np.int64],
@@ -203,12 +198,8 @@ def main() -> None:
     spec = FeatureSpec(buckets_log2=args.buckets_log2, norm_power=args.norm_power)
     print(f"{len(rows)} rows; {dict(Counter(zip(sources.tolist(), y.tolist(), strict=True)))}", flush=True)
 
-    groups = near_duplicate_groups(texts)
     strata = [f"{s}:{label}" for s, label in zip(sources, y, strict=True)]
-    folds = np.zeros(len(rows), dtype=np.int64)
-    splitter = StratifiedGroupKFold(n_splits=args.folds, shuffle=True, random_state=SEED)
-    for fold, (_, test) in enumerate(splitter.split(np.zeros(len(rows)), strata, groups)):
-        folds[test] = fold
+    folds, groups = grouped_folds(texts, strata, args.folds)
     print(f"{len(set(groups.tolist()))} near-duplicate groups", flush=True)
 
     n = len(rows)
@@ -287,7 +278,7 @@ def check_runtime(texts: list[str], model: LogisticRegression, xw: sparse.csr_ma
 
     scorer = InjectionScorer.load()
     z = max_by_owner(model.decision_function(xw), owner, len(texts))
-    fitted = 1.0 / (1.0 + np.exp(-np.clip(slope * (z - offset), -60, 60)))
+    fitted = sigmoid(slope * (z - offset))
     shipped = np.array([scorer.score(t) for t in texts])
     gap = float(np.abs(fitted - shipped).max())
     print(f"runtime check: max |fitted - shipped| score difference = {gap:.4f}")
@@ -300,7 +291,7 @@ def operating_points(y: NDArray[np.int64], sources: NDArray[np.str_], oof: NDArr
                      slope: float) -> str:
     """Precision and recall at score thresholds a policy might use (0.5 = the F1 threshold)."""
     def calibrated(z: NDArray[np.float64]) -> NDArray[np.float64]:
-        return 1.0 / (1.0 + np.exp(-np.clip(slope * (z - offset), -60, 60)))
+        return sigmoid(slope * (z - offset))
 
     s, ps = calibrated(oof), calibrated(pz)
     lines = []

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
-from sklearn.model_selection import StratifiedGroupKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -44,11 +43,13 @@ from train.common import (
     fit_head,
     fit_slope,
     fmt,
+    grouped_folds,
     hashed_matrix,
+    max_by_owner,
     metrics,
-    near_duplicate_groups,
     read_jsonl,
     read_labelled_sections,
+    sigmoid,
     table,
 )
 
@@ -138,15 +139,10 @@ def stratum(row: dict[str, Any]) -> str:
 
 
 def make_folds(rows: list[dict[str, Any]], k: int, seed: int = SEED) -> NDArray[np.int64]:
-    groups = near_duplicate_groups([r["text"] for r in rows])
     strata = [stratum(r) for r in rows]
     counts = Counter(strata)
     strata = [s if counts[s] >= k else s.split(":")[0] for s in strata]
-    folds = np.zeros(len(rows), dtype=np.int64)
-    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    for fold, (_, test) in enumerate(splitter.split(np.zeros(len(rows)), strata, groups)):
-        folds[test] = fold
-    return folds
+    return grouped_folds([r["text"] for r in rows], strata, k, seed)[0]
 
 
 # -- training -----------------------------------------------------------------------------------
@@ -185,11 +181,6 @@ def length_only(texts: list[str], y: NDArray[np.int64], folds: NDArray[np.int64]
             lr = LogisticRegression(class_weight="balanced").fit(feature[train], y[train, j])
             out[folds == fold, j] = lr.decision_function(feature[folds == fold])
     return out
-
-
-def sigmoid(z: NDArray[np.float64]) -> NDArray[np.float64]:
-    result: NDArray[np.float64] = 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
-    return result
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -317,13 +308,6 @@ def main() -> None:
                   offsets, slopes)
     size = (folder / f"{MODEL_NAME}.npz").stat().st_size
     print(f"wrote {folder / MODEL_NAME}.npz ({size / 1e6:.2f} MB) in {time.perf_counter() - started:.0f} s")
-
-
-def max_by_owner(z: NDArray[np.float64], owner: NDArray[np.int64], n: int) -> NDArray[np.float64]:
-    """Per text and head, the highest score over the text's windows."""
-    out = np.full((n, z.shape[1]), -np.inf)
-    np.maximum.at(out, owner, z)
-    return out
 
 
 def check_runtime(texts: list[str], x: sparse.csr_matrix, owner: NDArray[np.int64],

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
 
 from guard.testing import FakeUpstream
-from tests.integration.conftest import ProxyFactory
+from tests.integration.conftest import ClientFactory, ProxyFactory
 from tests.support.sdk import assert_no_pii, records
 
 DOCS = ["Maria Gonzalez reported a late delivery.", "Contact: maria.gonzalez@example.org",
@@ -31,21 +30,6 @@ images: {action: ACTION, max_data_url_bytes: 2048}
 PNG = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(64)).decode()
 
 
-_clients: list[openai.OpenAI] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_clients() -> Iterator[None]:
-    yield
-    while _clients:
-        _clients.pop().close()
-
-
-def client(base_url: str) -> openai.OpenAI:
-    _clients.append(openai.OpenAI(base_url=base_url, api_key="k", max_retries=0, timeout=30))
-    return _clients[-1]
-
-
 @pytest.mark.parametrize(("action", "sent"), [
     (None, ["[PERSON] reported a late delivery.", "Contact: [EMAIL_ADDRESS]",
             "The parcel arrived on time."]),
@@ -53,9 +37,10 @@ def client(base_url: str) -> openai.OpenAI:
                       "The parcel arrived on time."]),
 ])
 def test_embedding_inputs_reach_the_upstream_without_pii(
-        proxy: ProxyFactory, upstream: FakeUpstream, action: str | None, sent: list[str]) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream, openai_client: ClientFactory,
+        action: str | None, sent: list[str]) -> None:
     base_url, guard, sink = proxy(EMBEDDINGS.replace("ACTION", action) if action else None)
-    result = client(base_url).embeddings.create(model="text-embedding-3-small", input=DOCS)
+    result = openai_client(base_url).embeddings.create(model="text-embedding-3-small", input=DOCS)
     assert [len(d.embedding) for d in result.data] == [8, 8, 8]
     (request,) = upstream.requests  # embeddings are not moderated: one request only
     assert request.path == "/v1/embeddings" and request.body["input"] == sent
@@ -68,10 +53,11 @@ def test_embedding_inputs_reach_the_upstream_without_pii(
 
 
 def test_embeddings_block_policy_refuses_with_guard_pii(
-        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream,
+        openai_client: ClientFactory) -> None:
     base_url, guard, sink = proxy(EMBEDDINGS.replace("ACTION", "block"))
     with pytest.raises(openai.BadRequestError) as info:
-        client(base_url).embeddings.create(model="text-embedding-3-small", input=DOCS[1])
+        openai_client(base_url).embeddings.create(model="text-embedding-3-small", input=DOCS[1])
     assert info.value.code == "guard.pii"
     assert not upstream.requests
     (record,) = records(guard, sink)
@@ -79,10 +65,11 @@ def test_embeddings_block_policy_refuses_with_guard_pii(
 
 
 def test_token_id_inputs_are_refused_as_unscannable(
-        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream,
+        openai_client: ClientFactory) -> None:
     base_url, guard, sink = proxy()
     with pytest.raises(openai.BadRequestError) as info:
-        client(base_url).embeddings.create(model="text-embedding-3-small", input=[[15339, 1917]])
+        openai_client(base_url).embeddings.create(model="text-embedding-3-small", input=[[15339, 1917]])
     assert info.value.code == "guard.unscannable_input" and info.value.param == "input"
     assert not upstream.requests
     (record,) = records(guard, sink)
@@ -94,9 +81,10 @@ def _moderation_inputs(upstream: FakeUpstream) -> list[Any]:
 
 
 def test_chat_image_goes_to_moderation_and_unjudged_categories_are_recorded(
-        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream,
+        openai_client: ClientFactory) -> None:
     base_url, guard, sink = proxy()
-    client(base_url).chat.completions.create(model="gpt-4o-mini", messages=[
+    openai_client(base_url).chat.completions.create(model="gpt-4o-mini", messages=[
         {"role": "user", "content": [{"type": "text", "text": "What is this?"},
                                      {"type": "image_url", "image_url": {"url": PNG}}]}])
     (moderated,) = _moderation_inputs(upstream)
@@ -109,10 +97,11 @@ def test_chat_image_goes_to_moderation_and_unjudged_categories_are_recorded(
 
 
 def test_responses_input_image_flagged_by_moderation_is_blocked(
-        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream,
+        openai_client: ClientFactory) -> None:
     base_url, guard, sink = proxy()
     with pytest.raises(openai.BadRequestError) as info:
-        client(base_url).responses.create(model="gpt-4o-mini", input=[{"role": "user", "content": [
+        openai_client(base_url).responses.create(model="gpt-4o-mini", input=[{"role": "user", "content": [
             {"type": "input_text", "text": "Describe it."},
             {"type": "input_image", "image_url": "https://img.example/kill-scene.png"}]}])
     assert info.value.code == "guard.moderation"
@@ -127,10 +116,11 @@ def test_responses_input_image_flagged_by_moderation_is_blocked(
     ("moderate", "data:image/png;base64," + "A" * 4096, "guard.image_too_large"),
 ])
 def test_images_refused_by_policy_get_a_clear_400(
-        proxy: ProxyFactory, upstream: FakeUpstream, action: str, image: str, code: str) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream, openai_client: ClientFactory,
+        action: str, image: str, code: str) -> None:
     base_url, guard, sink = proxy(IMAGES.replace("ACTION", action))
     with pytest.raises(openai.BadRequestError) as info:
-        client(base_url).responses.create(model="gpt-4o-mini", input=[{"role": "user", "content": [
+        openai_client(base_url).responses.create(model="gpt-4o-mini", input=[{"role": "user", "content": [
             {"type": "input_image", "image_url": image}]}])
     assert info.value.code == code and "input[0].content[0].image_url" in info.value.message
     assert not upstream.requests
@@ -139,9 +129,10 @@ def test_images_refused_by_policy_get_a_clear_400(
 
 
 def test_images_allow_sends_them_upstream_unmoderated(
-        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream,
+        openai_client: ClientFactory) -> None:
     base_url, guard, sink = proxy(IMAGES.replace("ACTION", "allow"))
-    client(base_url).responses.create(model="gpt-4o-mini", input=[{"role": "user", "content": [
+    openai_client(base_url).responses.create(model="gpt-4o-mini", input=[{"role": "user", "content": [
         {"type": "input_text", "text": "Describe it."},
         {"type": "input_image", "image_url": "https://img.example/kill-scene.png"}]}])
     assert _moderation_inputs(upstream) == [["Describe it."]]

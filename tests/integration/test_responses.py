@@ -5,14 +5,13 @@ in function-call arguments."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
 
 from guard.testing import FakeUpstream
-from tests.integration.conftest import ProxyFactory
+from tests.integration.conftest import ClientFactory, ProxyFactory
 from tests.support.sdk import PII, assert_no_pii, records
 
 SAID = "Hi, I'm Maria Gonzalez, mail maria.gonzalez@example.org or call (415) 555-0132."
@@ -33,26 +32,12 @@ output:
 """
 
 
-_clients: list[openai.OpenAI] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_clients() -> Iterator[None]:
-    yield
-    while _clients:
-        _clients.pop().close()
-
-
-def client(base_url: str) -> openai.OpenAI:
-    _clients.append(openai.OpenAI(base_url=base_url, api_key="k", max_retries=0, timeout=30))
-    return _clients[-1]
-
-
 def test_string_input_is_redacted_upstream_and_restored_in_output_text(
-        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream,
+        openai_client: ClientFactory) -> None:
     base_url, guard, sink = proxy()
-    response = client(base_url).responses.create(model="gpt-4o-mini", input=SAID,
-                                                 instructions="Answer briefly.")
+    response = openai_client(base_url).responses.create(model="gpt-4o-mini", input=SAID,
+                                                        instructions="Answer briefly.")
     sent = upstream.requests[-1]
     assert sent.path == "/v1/responses"
     assert sent.body["input"] == "Hi, I'm <PERSON_1>, mail <EMAIL_ADDRESS_1> or call <PHONE_NUMBER_1>."
@@ -66,10 +51,11 @@ def test_string_input_is_redacted_upstream_and_restored_in_output_text(
 
 
 def test_streamed_response_restores_placeholders_split_across_deltas(
-        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream,
+        openai_client: ClientFactory) -> None:
     base_url, guard, sink = proxy(RULES)
     upstream.stream_chunk_chars = 3  # every placeholder arrives in pieces
-    stream = client(base_url).responses.create(
+    stream = openai_client(base_url).responses.create(
         model="gpt-4o-mini", stream=True,
         input=[{"role": "user", "content": [{"type": "input_text", "text": SAID}]}])
     events = list(stream)
@@ -91,10 +77,10 @@ def test_streamed_response_restores_placeholders_split_across_deltas(
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_function_call_arguments_come_back_restored(
-        proxy: ProxyFactory, upstream: FakeUpstream, stream: bool) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream, openai_client: ClientFactory, stream: bool) -> None:
     base_url, guard, sink = proxy(RULES)
     upstream.stream_chunk_chars = 5
-    api = client(base_url)
+    api = openai_client(base_url)
     ask = "Please mail maria.gonzalez@example.org the invoice."
     if stream:
         events = list(api.responses.create(model="gpt-4o-mini", input=ask, tools=TOOLS,
@@ -114,9 +100,10 @@ def test_function_call_arguments_come_back_restored(
 
 
 def test_tool_output_and_earlier_calls_in_the_input_are_redacted(
-        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream,
+        openai_client: ClientFactory) -> None:
     base_url, guard, sink = proxy()
-    client(base_url).responses.create(model="gpt-4o-mini", tools=TOOLS, input=[
+    openai_client(base_url).responses.create(model="gpt-4o-mini", tools=TOOLS, input=[
         {"role": "user", "content": "Who is the customer?"},
         {"type": "function_call", "call_id": "c1", "name": "send_mail",
          "arguments": json.dumps({"to": "maria.gonzalez@example.org"})},
@@ -132,10 +119,11 @@ def test_tool_output_and_earlier_calls_in_the_input_are_redacted(
 
 
 def test_output_rule_block_marks_the_response_incomplete_content_filter(
-        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream,
+        openai_client: ClientFactory) -> None:
     base_url, guard, sink = proxy(RULES)
-    response = client(base_url).responses.create(model="gpt-4o-mini",
-                                                 input="What do you think of globex?")
+    response = openai_client(base_url).responses.create(model="gpt-4o-mini",
+                                                        input="What do you think of globex?")
     assert response.status == "incomplete"
     assert response.incomplete_details is not None
     assert response.incomplete_details.reason == "content_filter"
@@ -146,11 +134,12 @@ def test_output_rule_block_marks_the_response_incomplete_content_filter(
 
 
 def test_block_mid_stream_ends_with_the_events_of_an_incomplete_response(
-        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream,
+        openai_client: ClientFactory) -> None:
     base_url, guard, sink = proxy(RULES)
     upstream.stream_chunk_chars = 4
     upstream.stream_delay_s = 0.002
-    events = list(client(base_url).responses.create(
+    events = list(openai_client(base_url).responses.create(
         model="gpt-4o-mini", stream=True,
         input="Tell me a long story about the globex corporation and its founders."))
     text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
@@ -166,20 +155,22 @@ def test_block_mid_stream_ends_with_the_events_of_an_incomplete_response(
 
 
 def test_a_stream_cut_before_response_completed_raises_in_the_sdk(
-        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream,
+        openai_client: ClientFactory) -> None:
     base_url, guard, sink = proxy()
     upstream.stream_break_after = 5
     with pytest.raises(openai.APIError, match="ended before it was complete"):
-        list(client(base_url).responses.create(model="gpt-4o-mini", stream=True, input="hello"))
+        list(openai_client(base_url).responses.create(model="gpt-4o-mini", stream=True, input="hello"))
     (record,) = records(guard, sink)
     assert record["status"] == "upstream_error" and record["truncated"] is True
 
 
 def test_chat_shaped_body_on_responses_gets_a_400_naming_the_field(
-        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
+        proxy: ProxyFactory, upstream: FakeUpstream,
+        openai_client: ClientFactory) -> None:
     base_url, guard, sink = proxy()
     with pytest.raises(openai.BadRequestError) as info:
-        client(base_url).post("/responses", cast_to=object, body={
+        openai_client(base_url).post("/responses", cast_to=object, body={
             "model": "gpt-4o-mini", "messages": [{"role": "user", "content": PII[1]}]})
     assert info.value.body == {"message": info.value.body["message"], "type": "invalid_request_error",
                                "param": "messages", "code": None}  # type: ignore[index]

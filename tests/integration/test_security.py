@@ -11,16 +11,13 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx2
 import openai
 import pytest
 
-from guard import Guard, MemorySink
 from guard.asgi import GuardMiddleware, Receive, Scope, Send
-from guard.proxy import create_app
 from guard.testing import FakeUpstream, LoopbackServer
 from tests.conftest import GuardFactory
 from tests.integration.conftest import ProxyFactory
@@ -32,29 +29,6 @@ CLIENT_KEY = "sk-client-CLIENT-SECRET-0002"
 COOKIE = "session=COOKIE-SECRET-0003"
 SECRETS = (SERVER_KEY, CLIENT_KEY, "COOKIE-SECRET-0003", "API-KEY-HEADER-SECRET-0004")
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]}
-
-Serve = Callable[..., tuple[str, Guard, MemorySink]]
-
-
-@pytest.fixture
-def serve(make_guard: GuardFactory, upstream: FakeUpstream) -> Iterator[Serve]:
-    """Like ``proxy``, with guard settings too: ``serve(settings={...}, **create_app_kwargs)``."""
-    servers: list[LoopbackServer] = []
-
-    def start(settings: dict[str, Any] | None = None, **kwargs: Any
-              ) -> tuple[str, Guard, MemorySink]:
-        guard, sink = make_guard(NO_MODERATION, upstream_url=upstream.base_url,
-                                 **(settings or {}))
-        kwargs.setdefault("upstream_url", upstream.base_url)
-        server = LoopbackServer(create_app(guard, **kwargs), lifespan="on")
-        server.start()
-        servers.append(server)
-        return f"{server.url}/v1", guard, sink
-
-    yield start
-    for server in servers:
-        server.stop()
-
 
 def assert_openai_error(response: httpx2.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status
@@ -229,8 +203,8 @@ def test_oversized_body_gets_413_through_the_sdk(
 
 
 def test_too_much_text_gets_400_before_any_detection(
-        serve: Serve, upstream: FakeUpstream) -> None:
-    base_url, guard, sink = serve(settings={"max_text_chars": 1000})
+        proxy: ProxyFactory, upstream: FakeUpstream) -> None:
+    base_url, guard, sink = proxy(NO_MODERATION, settings={"max_text_chars": 1000})
     messages = [{"role": "user", "content": "y" * 600}, {"role": "assistant", "content": "ok"},
                 {"role": "user", "content": "z" * 600}]
     with openai.OpenAI(base_url=base_url, api_key="k", max_retries=0) as sdk:

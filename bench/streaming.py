@@ -15,6 +15,7 @@ Moderation answers from a separate fake process, as OpenAI's does in production.
 
     python bench/streaming.py                          # defaults
     python bench/streaming.py --tokens 400 --runs 10 --concurrent 200 --output-moderation
+    python bench/streaming.py --profile guard.txt     # + py-spy of the first concurrent run
 
 Guard runs the default policy (PII, input moderation, prompt-injection rule, output rules,
 audit to SQLite in a temporary folder); ``--output-moderation`` also moderates every
@@ -27,6 +28,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -135,6 +137,9 @@ def main() -> None:
     ap.add_argument("--concurrent", type=int, default=200)
     ap.add_argument("--concurrent-delay", type=float, default=0.0125,
                     help="seconds between chunks in the concurrent runs (0.0125 = 80 tokens/s)")
+    ap.add_argument("--profile", metavar="FILE", type=Path,
+                    help="record a py-spy profile (raw, collapsed stacks) of guard serve during "
+                         "the first concurrent run (needs: pip install py-spy)")
     ap.add_argument("--policy", default="default",
                     help="policy for guard serve (a file or a shipped name)")
     ap.add_argument("--audit", default=None,
@@ -172,8 +177,19 @@ def main() -> None:
             conc = {"direct": asyncio.run(concurrent(direct, a.concurrent, a.concurrent_delay))}
             memory = [rss_mb(server.pid)]
             for name in ("guard", "guard again"):
+                recorder = None
+                if a.profile and name == "guard":
+                    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+                    recorder = subprocess.Popen(
+                        [spy, "record", "--pid", str(server.pid), "--rate", "200", "--format",
+                         "raw", "--output", str(a.profile.resolve())],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    time.sleep(1.0)  # py-spy attaches
                 conc[name] = asyncio.run(concurrent(guarded, a.concurrent, a.concurrent_delay))
                 memory.append(rss_mb(server.pid))
+                if recorder is not None:
+                    recorder.send_signal(signal.SIGINT)
+                    recorder.wait(timeout=60)
         finally:
             for process in (server, fake, moderation):
                 process.terminate()

@@ -62,6 +62,11 @@ class KeyedLru(Generic[V]):
             self.hits += 1
             return value
 
+    def contains(self, key: bytes) -> bool:
+        """Whether ``key`` is held (neither a hit nor a miss; the order is unchanged)."""
+        with self._lock:
+            return key in self._entries
+
     def put(self, key: bytes, value: V) -> None:
         weight = self._weight(value)
         if self.max_entries <= 0 or weight > self.max_weight:

@@ -50,6 +50,10 @@ class SpanCache:
         spans = self._lru.get(self._digest(text, entities, min_score))
         return None if spans is None else list(spans)
 
+    def contains(self, text: str, entities: Collection[str], min_score: float) -> bool:
+        """Whether spans are stored for this text and request (without counting a hit)."""
+        return self._lru.contains(self._digest(text, entities, min_score))
+
     def put(self, text: str, entities: Collection[str], min_score: float, spans: list[Span]) -> None:
         """Remember ``spans``."""
         self._lru.put(self._digest(text, entities, min_score), tuple(spans))

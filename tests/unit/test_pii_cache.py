@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import uuid
 from typing import Any
+
+import pytest
 
 from guard.pii import PiiDetector
 from guard.pii.cache import SpanCache
@@ -107,3 +111,29 @@ def test_a_cache_of_size_zero_stores_nothing() -> None:
     cache = SpanCache(max_entries=0)
     cache.put("x", EMAIL, 0.5, [])
     assert len(cache) == 0 and cache.get("x", EMAIL, 0.5) is None
+
+
+def test_cheap_analysis_stays_on_the_event_loop_and_ner_goes_to_a_thread(
+        detector: PiiDetector, monkeypatch: pytest.MonkeyPatch) -> None:
+    threads: list[int] = []
+    analyse = detector.analyze_batch
+
+    def spy(*args: Any, **kwargs: Any) -> list[list[Span]]:
+        threads.append(threading.get_ident())
+        return analyse(*args, **kwargs)
+
+    monkeypatch.setattr(detector, "analyze_batch", spy)
+    here = threading.get_ident()
+    unique = f"Talked to Orla Quennell {uuid.uuid4().hex[:6]} about it."
+
+    async def run() -> list[list[list[Span]]]:
+        return [
+            await detector.analyze_many(["card 4111 1111 1111 1111 ok"], ["CREDIT_CARD"]),
+            await detector.analyze_many([unique], ["PERSON"]),   # NER, not cached: a thread
+            await detector.analyze_many([unique], ["PERSON"]),   # cached now: inline
+        ]
+
+    card, first, again = asyncio.run(run())
+    assert [s.label for s in card[0]] == ["CREDIT_CARD"]
+    assert first == again and [s.label for s in first[0]] == ["PERSON"]
+    assert threads[0] == here and threads[1] != here and threads[2] == here

@@ -97,7 +97,13 @@ class Forwarder:
         request = client.build_request(scope["method"], self.url_for(scope),
                                        headers=self.headers_for(scope), content=body)
         try:
-            response = await client.send(request, stream=True)
+            try:
+                response = await client.send(request, stream=True)
+            except (httpx2.ConnectError, httpx2.RemoteProtocolError):
+                # A pooled keep-alive connection the upstream closed just as it was reused
+                # (or a refused connect): once more, on a new connection — as the OpenAI SDKs
+                # retry connection errors themselves.
+                response = await client.send(request, stream=True)
         except httpx2.TimeoutException:
             await send_json(send, 504, error_body("The upstream did not answer in time.",
                                                   code="guard.upstream_timeout", kind="server_error"))

@@ -39,7 +39,7 @@ from typing import Any
 
 import httpx2
 import yaml
-from harness import free_port, rss_mb
+from harness import cpu_seconds, free_port, rss_mb
 
 BODY = {"model": "gpt-4o-mini", "stream": True, "messages": [
     {"role": "user", "content": "Write a long answer for Maria Gonzalez (maria@example.org)."}]}
@@ -185,7 +185,9 @@ def main() -> None:
                          "raw", "--output", str(a.profile.resolve())],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     time.sleep(1.0)  # py-spy attaches
+                cpu_before = cpu_seconds(server.pid)
                 conc[name] = asyncio.run(concurrent(guarded, a.concurrent, a.concurrent_delay))
+                conc[name]["cpu"] = cpu_seconds(server.pid) - cpu_before
                 memory.append(rss_mb(server.pid))
                 if recorder is not None:
                     recorder.send_signal(signal.SIGINT)
@@ -217,6 +219,10 @@ def main() -> None:
         print(f"{name:12s} {r['ok']:4d} {sum(r['errors'].values()):6d} {r['elapsed']:7.1f} "
               f"{pct(r['ttft'], .5):9.0f} {pct(r['ttft'], .95):7.0f} "
               f"{pct(r['total'], .5):10.0f} {pct(r['total'], .95):7.0f}")
+        if "cpu" in r:
+            chunks = r["ok"] * a.tokens
+            print(f"{'':12s} guard CPU {r['cpu']:.1f} s: {r['cpu'] / max(chunks, 1) * 1e6:.0f} µs "
+                  f"per streamed chunk ({chunks / max(r['cpu'], 1e-9):,.0f} chunks/s per core)")
         if r["errors"]:
             print(f"{'':12s} errors: {r['errors']}")
     print(f"guard RSS: {memory[0]:.0f} MB before, {memory[1]:.0f} MB after the first run, "

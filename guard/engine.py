@@ -212,6 +212,13 @@ class Guard:
         assert self.output_moderator is not None
         return await self.output_moderator.check(texts, api_key=api_key)
 
+    async def aclose_clients(self) -> None:
+        """Close the moderation HTTP clients opened on the running loop, at once rather than
+        when the loop shuts down (a server's shutdown, once its requests have finished)."""
+        moderators = {id(m): m for m in (self.input_moderator, self.output_moderator) if m}
+        for moderator in moderators.values():
+            await moderator.aclose()
+
     def close(self) -> None:
         """Flush the audit trail. Safe to call more than once."""
         self.audit_writer.close()

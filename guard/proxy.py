@@ -211,6 +211,7 @@ class ProxyApp:
                 # requests; now flush the audit trail.
                 await self.ops.shutdown()
                 await self.forwarder.aclose()
+                await self.guard.aclose_clients()
                 await asyncio.to_thread(self.guard.close)
                 self.ops.closed()
                 await send({"type": "lifespan.shutdown.complete"})

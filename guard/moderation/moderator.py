@@ -130,6 +130,13 @@ class Moderator:
         """The threshold that applies to ``category``."""
         return self.thresholds.get(category, self.default_threshold)
 
+    async def aclose(self) -> None:
+        """Close the HTTP clients of the provider (and of the fallback) opened on this loop."""
+        for moderator in (self, self.fallback):
+            close = getattr(moderator.provider, "aclose", None) if moderator else None
+            if close is not None:
+                await close()
+
     async def check(
         self,
         texts: Sequence[str],

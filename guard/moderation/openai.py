@@ -38,10 +38,9 @@ class OpenAIModeration:
     serving) overrides it. With neither, the request goes without ``Authorization`` and
     OpenAI answers 401 (``http_401``); self-hosted compatible endpoints may not need a key.
 
-    Pass ``client`` to share a pooled ``httpx2.AsyncClient``; it is then yours to close.
-    Otherwise the provider owns one, created on first use in each event loop (pooled
-    connections belong to the loop that opened them, and a sync adapter may run one loop
-    per call): close it with :meth:`aclose` or ``async with``.
+    Pass ``client`` to use your pooled ``httpx2.AsyncClient``; it is then yours to close.
+    Otherwise the provider uses its event loop's shared client (:data:`_loop_clients`),
+    closed when that loop shuts down, or at once with :meth:`aclose` or ``async with``.
 
     Example::
 
@@ -74,13 +73,11 @@ class OpenAIModeration:
         self.model = model
         self.timeout_s = float(timeout_s)
         self._api_key = api_key
-        self._owns_client = client is None
         self._client = client
-        # Loading the CA certificates takes ~20-100 ms: do it once, here at start-up, not in
-        # every loop's first check, where it counted against the moderation timeout.
-        self._tls = _tls_context() if client is None else None
-        self._client_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
-        self._closer: AsyncGenerator[None, None] | None = None
+        if client is None:
+            # Loading the CA certificates takes ~20-100 ms: do it once, here at start-up, not
+            # in every loop's first check, where it counted against the moderation timeout.
+            _tls_context()
 
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIModeration(url={self.url!r}, model={self.model!r})"
@@ -92,31 +89,17 @@ class OpenAIModeration:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP client if this provider created it."""
-        if not self._owns_client:
-            return
-        closer, self._closer, self._client = self._closer, None, None
-        # A client from an earlier loop was already closed when that loop shut down.
-        if closer is not None and self._loop_is_current():
-            await closer.aclose()
+        """Close the running loop's shared client (unless a client was passed in: yours).
 
-    def _loop_is_current(self) -> bool:
-        return self._client_loop is not None and (
-            self._client_loop() is asyncio.get_running_loop()
-        )
+        Another provider on this loop that checks afterwards opens a new one."""
+        if self._client is not None:
+            return
+        held = _loop_clients.pop(asyncio.get_running_loop(), None)
+        if held is not None:
+            await held[1].aclose()  # runs the closer's ``finally``: the client closes
 
     async def _http(self) -> httpx2.AsyncClient:
-        if self._client is not None and (not self._owns_client or self._loop_is_current()):
-            return self._client
-        # Pooled connections belong to the event loop that opened them; a client from an
-        # earlier loop (a sync adapter may run one loop per call) fails with "Event loop is
-        # closed". So each loop gets its own client, closed when that loop shuts down.
-        client = httpx2.AsyncClient(limits=POOL_LIMITS, trust_env=False, verify=self._tls or True)
-        self._closer = _close_at_loop_shutdown(client)
-        await self._closer.__anext__()
-        self._client = client
-        self._client_loop = weakref.ref(asyncio.get_running_loop())
-        return client
+        return self._client if self._client is not None else await _loop_client()
 
     async def score(
         self,
@@ -153,6 +136,29 @@ class OpenAIModeration:
 def _tls_context() -> ssl.SSLContext:
     """The TLS settings an ``httpx2.AsyncClient()`` would build for itself, built once."""
     return httpx2.create_ssl_context()
+
+
+_loop_clients: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, tuple[httpx2.AsyncClient, AsyncGenerator[None, None]]
+] = weakref.WeakKeyDictionary()
+"""One pooled client per event loop, shared by every provider that was not given one.
+
+Pooled connections belong to the loop that opened them (a sync adapter may run one loop per
+call), so each loop has its own. Shared, because a policy reload builds new providers while
+calls under the old policy may still be checking: a client per provider would be left
+open behind each reload, its connections collected unclosed."""
+
+
+async def _loop_client() -> httpx2.AsyncClient:
+    loop = asyncio.get_running_loop()
+    held = _loop_clients.get(loop)
+    if held is not None and not held[0].is_closed:
+        return held[0]
+    client = httpx2.AsyncClient(limits=POOL_LIMITS, trust_env=False, verify=_tls_context())
+    closer = _close_at_loop_shutdown(client)
+    await closer.__anext__()
+    _loop_clients[loop] = (client, closer)  # holding the closer keeps it from finalising
+    return client
 
 
 async def _close_at_loop_shutdown(client: httpx2.AsyncClient) -> AsyncGenerator[None, None]:

@@ -315,3 +315,18 @@ def test_provider_works_across_event_loops(fake: FakeModeration) -> None:
     assert first == second
     assert len(fake.requests) == 2
     gc.collect()
+
+
+def test_providers_on_one_loop_share_one_client_so_a_reload_leaves_none_open() -> None:
+    async def run() -> tuple[bool, bool, bool, bool]:
+        old = OpenAIModeration(base_url="http://127.0.0.1:9/v1")
+        new = OpenAIModeration(base_url="http://127.0.0.1:9/v1")  # what a reload builds
+        first = await old._http()
+        shared = first is await new._http()
+        await new.aclose()  # a server's shutdown
+        reopened = await old._http()
+        return shared, first.is_closed, reopened is not first, reopened.is_closed
+
+    shared, closed, reopened, reopened_closed = asyncio.run(run())
+    assert shared and closed and reopened
+    assert not reopened_closed  # (closed in turn when asyncio.run shut the loop down)

@@ -124,8 +124,7 @@ class Call:
     # -- input -------------------------------------------------------------------------
 
     async def check_request(self, body: Mapping[str, Any], api: str | None = None) -> InputVerdict:
-        """Find and pseudonymise PII, then run the input rules while moderation checks the
-        redacted text (its request goes out first; a block by a rule cancels it).
+        """Find and pseudonymise PII, run the input rules, then moderate the redacted text.
 
         The one entry point for every API: ``api`` (``chat``, ``responses``, ``embeddings``)
         names the body's wire format; by default the call's route decides
@@ -191,34 +190,26 @@ class Call:
             return self._keep_input(verdict)
 
         texts = [changes.get(slot, slot.text) for slot in slots]
-        moderating: asyncio.Task[ModerationVerdict] | None = None
-        if self.guard.input_moderator is not None and wire.moderated:
-            # Sent now, answered while the input rules run: a block by a rule cancels it.
-            images = extraction.images if policy.images.action == "moderate" else ()
-            moderating = asyncio.ensure_future(self._moderate_input(texts, images))
-        try:
-            rule_hits: tuple[InputRuleHit, ...] = ()
-            if self.guard.input_rules.rules and wire.moderated:
-                with self._stage("input_rules"):
-                    rule_hits = await self.guard.input_rules.evaluate(
-                        [(wire.role_of(body, slot), text)
-                         for slot, text in zip(slots, texts, strict=True)],
-                        off_loop=moderating is not None)
-                blocking = [h for h in rule_hits if h.action == "block"]
-                if blocking:
-                    verdict = InputVerdict(
-                        "block", dict(body), enforced, code="guard.policy", entities=entities,
-                        findings=found_all, rule_hits=rule_hits,
-                        message=self.guard.input_rules.message_for(blocking[0]),
-                    )
-                    return self._keep_input(verdict)
-            moderation = await moderating if moderating is not None else None
-        finally:
-            if moderating is not None and not moderating.done():
-                moderating.cancel()
+        rule_hits: tuple[InputRuleHit, ...] = ()
+        if self.guard.input_rules.rules and wire.moderated:
+            with self._stage("input_rules"):
+                rule_hits = await self.guard.input_rules.evaluate(
+                    [(wire.role_of(body, slot), text) for slot, text in zip(slots, texts, strict=True)])
+            blocking = [h for h in rule_hits if h.action == "block"]
+            if blocking:
+                verdict = InputVerdict(
+                    "block", dict(body), enforced, code="guard.policy", entities=entities,
+                    findings=found_all, rule_hits=rule_hits,
+                    message=self.guard.input_rules.message_for(blocking[0]),
+                )
+                return self._keep_input(verdict)
 
-        if moderation is not None:
-            assert self.guard.input_moderator is not None
+        moderation: ModerationVerdict | None = None
+        if self.guard.input_moderator is not None and wire.moderated:
+            images = extraction.images if policy.images.action == "moderate" else ()
+            with self._stage("moderation"):
+                moderation = await self.guard.input_moderator.check(
+                    texts, images, api_key=self._moderation_key)
             if moderation.flagged:
                 verdict = InputVerdict(
                     "block", dict(body), enforced, code="guard.moderation", entities=entities,
@@ -243,12 +234,6 @@ class Call:
                                entities=entities, moderation=moderation, findings=found_all,
                                rule_hits=rule_hits)
         return self._keep_input(verdict)
-
-    async def _moderate_input(self, texts: Sequence[str], images: Sequence[str]) -> ModerationVerdict:
-        assert self.guard.input_moderator is not None
-        with self._stage("moderation"):
-            return await self.guard.input_moderator.check(texts, images,
-                                                          api_key=self._moderation_key)
 
     def _check_images(self, body: Mapping[str, Any], extraction: Extraction) -> InputVerdict | None:
         """The policy's ``images``: a refusal (block, too large, unmoderatable), or ``None``."""

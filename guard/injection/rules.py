@@ -52,15 +52,11 @@ class InputRules:
                 return rule.message
         return DEFAULT_MESSAGE
 
-    async def evaluate(self, texts: Sequence[tuple[str, str]], *,
-                       off_loop: bool = False) -> tuple[InputRuleHit, ...]:
-        """Rules that fire on ``texts`` (``(role, text)`` pairs), in policy order.
-
-        ``off_loop``: score in a thread even a short text, so the event loop meanwhile
-        carries I/O already under way (the request's moderation call)."""
+    async def evaluate(self, texts: Sequence[tuple[str, str]]) -> tuple[InputRuleHit, ...]:
+        """Rules that fire on ``texts`` (``(role, text)`` pairs), in policy order."""
         if not self.rules or not texts:
             return ()
-        if off_loop or sum(len(t) for _, t in texts) > _OFFLOAD_CHARS:
+        if sum(len(t) for _, t in texts) > _OFFLOAD_CHARS:
             return await asyncio.to_thread(self._evaluate, texts)
         return self._evaluate(texts)
 

@@ -207,8 +207,11 @@ def main() -> None:
     print(f"{'system':8s} {'TTFT ms':>9s} {'total ms':>9s}")
     for name in ("direct", "guard"):
         print(f"{name:8s} {med(name, 0):9.1f} {med(name, 1):9.1f}")
+    # The pace the direct streams actually had (a sleep of DELAY takes a little longer).
+    pace_ms = (med("direct", 1) - med("direct", 0)) / max(a.tokens - 1, 1)
     print(f"added TTFT: {med('guard', 0) - med('direct', 0):+.1f} ms "
-          f"(window fill time at this rate: {fill_ms:.1f} ms)")
+          f"(window fill time at this rate: {fill_ms:.1f} ms nominal, "
+          f"{pace_ms * 40:.1f} ms at the measured pace of {pace_ms:.2f} ms per chunk)")
     print(f"added total: {med('guard', 1) - med('direct', 1):+.1f} ms "
           f"({(med('guard', 1) / med('direct', 1) - 1) * 100:+.1f}%)")
     print(f"\n{a.concurrent} concurrent streams, {a.concurrent_delay * 1000:.1f} ms per chunk, "

@@ -200,7 +200,8 @@ def main() -> None:
     def med(name: str, i: int) -> float:
         return statistics.median(r[i] for r in seq[name]) * 1000
 
-    fill_ms = (160 / 4) * a.delay * 1000  # default window: 160 chars = 40 chunks
+    window_chunks = 160 // 4  # the default window: 160 characters = 40 chunks of 4
+    fill_ms = window_chunks * a.delay * 1000
     print(f"policy: {a.policy}{' + output moderation' if a.output_moderation else ''}")
     print(f"sequential: {a.tokens} chunks of 4 chars, {a.delay * 1000:.1f} ms apart; "
           f"{a.runs} alternating runs per system; medians")
@@ -211,7 +212,7 @@ def main() -> None:
     pace_ms = (med("direct", 1) - med("direct", 0)) / max(a.tokens - 1, 1)
     print(f"added TTFT: {med('guard', 0) - med('direct', 0):+.1f} ms "
           f"(window fill time at this rate: {fill_ms:.1f} ms nominal, "
-          f"{pace_ms * 40:.1f} ms at the measured pace of {pace_ms:.2f} ms per chunk)")
+          f"{pace_ms * window_chunks:.1f} ms at the measured pace of {pace_ms:.2f} ms per chunk)")
     print(f"added total: {med('guard', 1) - med('direct', 1):+.1f} ms "
           f"({(med('guard', 1) / med('direct', 1) - 1) * 100:+.1f}%)")
     print(f"\n{a.concurrent} concurrent streams, {a.concurrent_delay * 1000:.1f} ms per chunk, "

@@ -215,9 +215,9 @@ class Guard:
     async def aclose_clients(self) -> None:
         """Close the moderation HTTP clients opened on the running loop, at once rather than
         when the loop shuts down (a server's shutdown, once its requests have finished)."""
-        moderators = {id(m): m for m in (self.input_moderator, self.output_moderator) if m}
-        for moderator in moderators.values():
-            await moderator.aclose()
+        for moderator in (self.input_moderator, self.output_moderator):
+            if moderator is not None:
+                await moderator.aclose()  # the loop's shared client: a second close is a no-op
 
     def close(self) -> None:
         """Flush the audit trail. Safe to call more than once."""

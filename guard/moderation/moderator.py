@@ -133,7 +133,7 @@ class Moderator:
     async def aclose(self) -> None:
         """Close the HTTP clients of the provider (and of the fallback) opened on this loop."""
         for moderator in (self, self.fallback):
-            close = getattr(moderator.provider, "aclose", None) if moderator else None
+            close = getattr(moderator and moderator.provider, "aclose", None)
             if close is not None:
                 await close()
 
